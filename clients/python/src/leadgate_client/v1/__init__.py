@@ -1,0 +1,1 @@
+"""Generated leadgate.v1 messages and stubs."""
