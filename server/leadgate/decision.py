@@ -172,9 +172,12 @@ class _Evaluation:
         following = stratum + 1
         if following >= self.program.strata:
             return []
-        scores = {f"c_{c}": p for c, p in self.capped().items()}
+        capped = self.capped()
+        # The nearest float of an exact decimal equals the float of the same constant
+        # in a rule, so `score.e == 0.9` still holds after nine 0.1 points.
+        scores = {f"c_{c}": float(p) for c, p in capped.items()}
         score = {"t": "score", "id": f"s{following}", "n": following, "k0": 0}
-        score |= {"total": sum(self.capped().values(), Decimal(0)), **scores}
+        score |= {"total": float(sum(capped.values(), Decimal(0))), **scores}
         return [score, {"t": "phase", "id": f"p{following}", "n": following}]
 
     def _apply(self, rule: CompiledRule) -> None:

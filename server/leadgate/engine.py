@@ -21,6 +21,7 @@ from importlib import metadata
 from typing import Any
 
 import durable_rules_engine as dre
+import orjson
 
 from leadgate.errors import EvaluationError, RulesetError
 
@@ -51,6 +52,16 @@ def encode(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ",".join(encode(v) for v in value) + "]"
     raise TypeError(f"cannot send {type(value).__name__} to the engine")
+
+
+def encode_fact(fact: Fact) -> str:
+    """Write a flat fact, through orjson when no value could come out as an exponent."""
+    for value in fact.values():
+        if type(value) is float and value and not 1e-5 <= abs(value) < 1e15:
+            return encode(fact)
+        if isinstance(value, Decimal | Mapping | list | tuple):
+            return encode(fact)
+    return orjson.dumps(fact).decode()
 
 
 def _decimal(number: float | Decimal) -> str:
@@ -93,9 +104,8 @@ class EngineRuleset:
 
     def _assert(self, fact: Fact) -> int:
         try:
-            code, offset = dre.assert_fact(
-                self._handle, encode({**fact, "sid": SESSION})
-            )
+            text = encode_fact({**fact, "sid": SESSION})
+            code, offset = dre.assert_fact(self._handle, text)
         except dre.error as error:
             raise EvaluationError(f"the engine refused a fact: {error}") from None
         return int(offset) if code in (0, 1, 2) else 0
@@ -105,7 +115,7 @@ class EngineRuleset:
         result = dre.start_action_for_state(self._handle, offset)
         while result:
             state, message = result[0], result[1]
-            rule = next(iter(json.loads(message)))
+            rule = next(iter(orjson.loads(message)))
             fired[rule] += 1
             try:
                 if fired.total() > max_firings:
