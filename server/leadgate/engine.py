@@ -140,7 +140,11 @@ def _limit(fired: Counter[str], limit: int) -> FiringLimitError:
 
 
 def check_isolated(
-    name: str, definition: Mapping[str, Any], facts: Sequence[Fact]
+    name: str,
+    definition: Mapping[str, Any],
+    facts: Sequence[Fact],
+    *,
+    timeout: float = CHECK_TIMEOUT,
 ) -> None:
     """Compile and run a ruleset in a child process, so a crash or hang stays there."""
     payload = encode({"name": name, "definition": definition, "facts": list(facts)})
@@ -151,7 +155,7 @@ def check_isolated(
             input=payload,
             capture_output=True,
             text=True,
-            timeout=CHECK_TIMEOUT,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired:
         raise RulesetError("the engine hung compiling this ruleset") from None

@@ -1,0 +1,134 @@
+"""Rules files: errors that name the file, line, rule and a fix; YAML pitfalls."""
+
+from __future__ import annotations
+
+import pytest
+from rulekit import HEADER, lead, ruleset_text, version_of
+
+from leadgate.compiler import compile_ruleset
+from leadgate.errors import RulesetError
+from leadgate.loader import load_text
+
+
+def _error(text: str) -> RulesetError:
+    with pytest.raises(RulesetError) as caught:
+        compile_ruleset(load_text(text, "rules/kit.yaml"))
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("rules", "line", "rule_id", "message", "suggestion"),
+    [
+        (
+            "- id: a\n  when: employes > 3\n  then: {stage: MQL}",
+            17,
+            "a",
+            "unknown fact 'employes'",
+            "did you mean 'employees'?",
+        ),
+        (
+            "- id: b\n  when: email_domain in fre_mail\n  then: {stage: MQL}",
+            17,
+            "b",
+            "unknown list 'fre_mail'",
+            "did you mean 'free_mail'?",
+        ),
+        (
+            "- id: c\n  when: count(pricing_veiw) > 1\n  then: {stage: MQL}",
+            17,
+            "c",
+            "undeclared activity type 'pricing_veiw'",
+            "did you mean 'pricing_view'?",
+        ),
+        (
+            "- id: d\n  when: employees >\n  then: {stage: MQL}",
+            17,
+            "d",
+            "expected a value",
+            "",
+        ),
+        (
+            "- id: e\n  when: score.fitt > 3\n  then: {stage: MQL}",
+            17,
+            "e",
+            "no rule scores 'fitt'",
+            "",
+        ),
+        (
+            '- id: f\n  when: country == "XX"\n  then: {stage: MQL}',
+            17,
+            "f",
+            "not an ISO 3166 country",
+            "",
+        ),
+        (
+            "- id: g\n  when: revenue / 0 > 1\n  then: {stage: MQL}",
+            17,
+            "g",
+            "non-zero number constant",
+            "",
+        ),
+        (
+            "- id: h\n  when: exists(revenue)\n  then: {stage: MQLL}",
+            18,
+            "h",
+            "a stage is one of",
+            "did you mean 'MQL'?",
+        ),
+        (
+            "- id: i\n  when: exists(revenue)\n  thn: {stage: MQL}",
+            18,
+            "i",
+            "unknown key 'thn' in a rule",
+            "did you mean 'then'?",
+        ),
+    ],
+)
+def test_loader_errors_name_file_line_rule_and_fix(
+    rules: str, line: int, rule_id: str, message: str, suggestion: str
+) -> None:
+    """Each authoring mistake is reported where it is, with a suggestion when close."""
+    error = _error(ruleset_text(rules))
+    assert (error.path, error.line, error.rule_id) == ("rules/kit.yaml", line, rule_id)
+    assert message in error.message
+    assert error.suggestion == suggestion
+    assert error.describe().startswith(f"rules/kit.yaml:{line}: rule '{rule_id}': ")
+
+
+def test_loader_duplicate_rule_ids_and_keys_are_refused() -> None:
+    """Two rules with one id, or one key twice in a mapping, are errors with lines."""
+    twice = "- {id: a, when: exists(revenue), then: {stage: MQL}}\n" * 2
+    assert "used twice (first at line 16)" in _error(ruleset_text(twice)).message
+    doubled = _error(ruleset_text("- id: a\n  when: exists(revenue)\n  when: x\n"))
+    assert (doubled.line, "appears twice" in doubled.message) == (18, True)
+
+
+def test_loader_bad_yaml_gives_the_line() -> None:
+    """A YAML syntax error names the line it was found on."""
+    error = _error(ruleset_text("- id: a\n  when: [unclosed\n  then: {stage: MQL}"))
+    assert error.line == 18
+    assert error.message.startswith("not valid YAML")
+
+
+def test_loader_yes_and_no_stay_text() -> None:
+    """`NO` in a list is Norway, not false, as rule authors mean it."""
+    rules = "- {id: nordic, when: country in nordics, then: {stage: MQL}}"
+    header = HEADER.replace("lists:\n", "lists:\n  nordics: [NO, SE, DK]\n")
+    with version_of(rules, header=header) as v:
+        assert v.decide(lead({"country": "Norway"})).stage.name == "MQL"
+
+
+def test_loader_unquoted_decimal_version_is_refused() -> None:
+    """`version: 1.10` would read as 1.1, so it must be quoted."""
+    text = HEADER.replace('version: "1.0"', "version: 1.10") + "rules: []\n"
+    assert "in quotes" in _error(text).message
+
+
+def test_loader_content_hash_ignores_comments_and_layout() -> None:
+    """The hash is of normalised content: comments and spacing do not change it."""
+    plain = ruleset_text("- {id: a, when: exists(revenue), then: {stage: MQL}}")
+    commented = plain.replace("rules:", "# a comment\nrules:  ")
+    changed = plain.replace("MQL", "SQL")
+    hashes = [load_text(t).content_hash for t in (plain, commented, changed)]
+    assert hashes[0] == hashes[1] != hashes[2]
+    assert len(hashes[0]) == 64

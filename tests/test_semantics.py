@@ -1,0 +1,493 @@
+"""The ten semantics of DESIGN.md, each with the inputs that break a naive engine."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import timedelta, timezone
+from decimal import Decimal
+
+import pytest
+from rulekit import AS_OF, activity, fired, lead, ruleset_text, scores, version_of
+
+from leadgate.engine import FiringLimitError
+from leadgate.errors import LeadInputError, RulesetError
+from leadgate.loader import load_text
+from leadgate.ruleset import Stage
+from leadgate.version import Limits, load_version
+
+# 1. Typed facts -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("employees", "fires"),
+    [
+        (350, True),
+        ("350", True),
+        ("51-200", False),
+        ("1,001-5,000", True),
+        ("10000+", True),
+        (99, False),
+        ("100", True),
+    ],
+)
+def test_typed_count_accepts_numbers_strings_and_range_labels(
+    employees: object, fires: bool
+) -> None:
+    """Counts given as numbers, numeric strings or range labels compare as numbers."""
+    with version_of("- {id: big, when: employees >= 100, then: {stage: MQL}}") as v:
+        decision = v.decide(lead({"employees": employees}))
+    assert (fired(decision) == ["big"]) is fires
+
+
+def test_typed_numeric_text_never_compares_as_text() -> None:
+    """ "10" > 5 holds: the engine's own text-versus-number ordering never applies."""
+    with version_of("- {id: rich, when: revenue > 5, then: {stage: MQL}}") as v:
+        assert v.decide(lead({"revenue": "10"})).stage is Stage.MQL
+        assert v.decide(lead({"revenue": "4.5"})).stage is Stage.LEAD
+
+
+@pytest.mark.parametrize(
+    ("attributes", "field"),
+    [
+        ({"employees": "lots"}, "attributes.employees"),
+        ({"employees": -3}, "attributes.employees"),
+        ({"employees": "200-50"}, "attributes.employees"),
+        ({"revenue": "1e5"}, "attributes.revenue"),
+        ({"revenue": float("nan")}, "attributes.revenue"),
+        ({"revenue": True}, "attributes.revenue"),
+        ({"email": "not-an-address"}, "attributes.email"),
+        ({"email": 5}, "attributes.email"),
+        ({"country": "Atlantis"}, "attributes.country"),
+        ({"student": "maybe"}, "attributes.student"),
+        ({"title": {"nested": "object"}}, "attributes.title"),
+        ({"title": "x" * 5000}, "attributes.title"),
+    ],
+)
+def test_typed_bad_values_are_refused_naming_the_field(
+    attributes: dict[str, object], field: str
+) -> None:
+    """A value the schema cannot clean is refused with its field path, not its value."""
+    rule = "- {id: any-rule, when: exists(title), then: {stage: MQL}}"
+    with version_of(rule) as v, pytest.raises(LeadInputError) as caught:
+        v.decide(lead(attributes))
+    assert caught.value.field == field
+    assert "not-an-address" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "condition",
+    ['employees > "big"', "industry == 5", "student == 1", 'title < "m"', "revenue"],
+)
+def test_typed_mismatched_constants_fail_at_load(condition: str) -> None:
+    """Comparing a fact with a constant of another type is a load-time error."""
+    text = ruleset_text(f"- id: wrong\n  when: '{condition}'\n  then: {{stage: MQL}}")
+    with pytest.raises(RulesetError) as caught:
+        load_version(load_text(text, "kit.yaml"), isolated=False)
+    assert caught.value.rule_id == "wrong"
+    assert caught.value.path == "kit.yaml"
+
+
+def test_typed_text_compares_after_normalisation() -> None:
+    """Keywords fold case and NFC; countries resolve names; emails lower-case."""
+    rules = """
+    - {id: saas, when: industry == "Café SaaS", then: {score: {fit: 1}}}
+    - {id: india, when: country == "IN", then: {score: {fit: 1}}}
+    - {id: domain, when: email_domain == "acme.io", then: {score: {fit: 1}}}
+    """
+    with version_of(rules) as v:
+        decision = v.decide(
+            lead(
+                {
+                    "industry": "  CAFE\u0301 saas ",
+                    "country": "india",
+                    "email": "A@ACME.IO",
+                }
+            )
+        )
+    assert fired(decision) == ["saas", "india", "domain"]
+
+
+# 2. Missing means missing -------------------------------------------------------
+
+
+MISSING_RULES = """
+- {id: not-us, when: country != "US", then: {score: {fit: 1}}}
+- {id: negated-us, when: not country == "US", then: {score: {fit: 2}}}
+- {id: no-country, when: missing(country), then: {score: {fit: 4}}}
+- {id: has-country, when: exists(country), then: {score: {fit: 8}}}
+- {id: ratio, when: revenue / 1000 > employees * 2, then: {score: {fit: 16}}}
+- {id: not-free, when: email_domain not in free_mail, then: {score: {fit: 32}}}
+"""
+
+
+@pytest.mark.parametrize("country", [None, "", "   "])
+def test_missing_comparisons_are_false_and_negations_true(country: object) -> None:
+    """Absent, null and blank all mean missing: != is false, not ==, missing() true."""
+    attributes = {} if country == "" else {"country": country}
+    with version_of(MISSING_RULES) as v:
+        decision = v.decide(lead(attributes))
+    assert fired(decision) == ["negated-us", "no-country"]
+    assert decision.stage is Stage.LEAD
+    wanted = "missing attribute 'country' read by rules: not-us, negated-us, no-country"
+    assert f"{wanted}, has-country" in decision.warnings
+
+
+def test_missing_operand_makes_arithmetic_false() -> None:
+    """With employees missing, revenue / 1000 > employees * 2 does not fire.
+
+    The engine on its own treats a missing operand in arithmetic as a match.
+    """
+    with version_of(MISSING_RULES) as v:
+        assert "ratio" not in fired(v.decide(lead({"revenue": 10**9})))
+        assert "ratio" in fired(v.decide(lead({"revenue": 10**9, "employees": 5})))
+
+
+def test_missing_lead_matching_nothing_is_lead() -> None:
+    """A lead that matches no rule gets stage LEAD and an empty explanation."""
+    with version_of("- {id: x, when: employees > 10, then: {stage: SQL}}") as v:
+        decision = v.decide(lead({}))
+    assert (decision.stage, decision.fired, decision.owner) == (Stage.LEAD, (), "")
+
+
+# 3. Regular expressions -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "fires"),
+    [
+        ("Chief Revenue Officer", True),
+        ("VP, Sales", True),
+        ("abac", False),
+        ("Vice-Chiefly", False),
+        ("Head of Growth", True),
+        ("Headmaster", False),
+    ],
+)
+def test_regex_uses_python_syntax_with_alternation(title: str, fires: bool) -> None:
+    """Python re alternation inside word boundaries, where the engine's DFA fails."""
+    rule = r"""- id: senior
+  when: title matches "\b(vp|chief|head of)\b"
+  then: {stage: MQL}"""
+    with version_of(rule) as v:
+        assert (v.decide(lead({"title": title})).stage is Stage.MQL) is fires
+
+
+def test_regex_escapes_match_literally() -> None:
+    r"""`\.` means a dot, as rule authors know it."""
+    rule = r"""- id: dotted
+  when: email_domain matches "\.io$"
+  then: {stage: MQL}"""
+    with version_of(rule) as v:
+        assert v.decide(lead({"email": "a@acme.io"})).stage is Stage.MQL
+        assert v.decide(lead({"email": "a@acmexio.com"})).stage is Stage.LEAD
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [("(unclosed", "invalid regular expression"), ("VP|Chief", "can never match")],
+)
+def test_regex_defects_fail_at_load(pattern: str, message: str) -> None:
+    """Invalid patterns, and patterns that can never match folded text, are refused."""
+    text = ruleset_text(
+        f'- id: bad\n  when: title matches "{pattern}"\n  then: {{stage: MQL}}'
+    )
+    with pytest.raises(RulesetError, match=message):
+        load_version(load_text(text), isolated=False)
+
+
+# 4. Time ----------------------------------------------------------------------
+
+
+WINDOW_RULES = """
+- {id: week, when: "count(pricing_view, within 7d) >= 2", then: {score: {e: 1}}}
+- {id: before, when: 'count(any, within: 8d..35d) >= 1', then: {score: {e: 10}}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("ages", "expected"),
+    [
+        ((1, 6.9), ["week"]),
+        ((1, 7), []),
+        ((8,), ["before"]),
+        ((34.9,), ["before"]),
+        ((35,), []),
+        ((7.5,), []),
+    ],
+)
+def test_time_windows_count_back_from_as_of(
+    ages: tuple[float, ...], expected: list[str]
+) -> None:
+    """`within 7d` is younger than 7 days; `8d..35d` is at least 8 and under 35."""
+    with version_of(WINDOW_RULES) as v:
+        decision = v.decide(
+            lead({}, [activity("pricing_view", a, str(a)) for a in ages])
+        )
+    assert fired(decision) == expected
+
+
+def test_time_future_events_are_ignored_with_a_warning() -> None:
+    """Activities after as_of do not count, and the decision says so."""
+    with version_of(WINDOW_RULES) as v:
+        decision = v.decide(
+            lead({}, [activity("pricing_view", 1), activity("pricing_view", -1)])
+        )
+    assert fired(decision) == []
+    assert "1 activities after as_of ignored" in decision.warnings
+
+
+def test_time_result_does_not_depend_on_offsets() -> None:
+    """The same instants written with different UTC offsets decide the same way."""
+    tokyo = timezone(timedelta(hours=9))
+    with version_of(WINDOW_RULES) as v:
+        utc = v.decide(
+            lead({}, [activity("pricing_view", 1), activity("pricing_view", 2)])
+        )
+        shifted = v.decide(
+            lead(
+                {},
+                [activity("pricing_view", 1), activity("pricing_view", 2)],
+                as_of=AS_OF.astimezone(tokyo),
+            )
+        )
+    assert fired(utc) == fired(shifted) == ["week"]
+
+
+# 5. Activities count once -------------------------------------------------------
+
+
+def test_activities_identical_ones_count_once() -> None:
+    """Same type, time and id is one activity; a different id is another."""
+    with version_of(WINDOW_RULES) as v:
+        same = v.decide(lead({}, [activity("pricing_view", 1, "a")] * 3))
+        distinct = v.decide(
+            lead(
+                {}, [activity("pricing_view", 1, "a"), activity("pricing_view", 1, "b")]
+            )
+        )
+    assert fired(same) == []
+    assert fired(distinct) == ["week"]
+
+
+def test_activities_retried_request_gives_the_same_decision() -> None:
+    """Deciding the same request twice gives the same stage, scores and rules."""
+    with version_of(WINDOW_RULES) as v:
+        request = lead({}, [activity("pricing_view", 1), activity("pricing_view", 3)])
+        first, second = v.decide(request), v.decide(request)
+    assert (first.stage, scores(first), fired(first)) == (
+        second.stage,
+        scores(second),
+        fired(second),
+    )
+
+
+# 6. Scores --------------------------------------------------------------------
+
+
+def test_scores_add_in_decimal_and_cap_per_category() -> None:
+    """Nine 0.1 points make exactly 0.9; caps apply per category; negatives count."""
+    rules = (
+        "\n".join(
+            f"- {{id: tenth-{i}, when: employees > {i}, then: {{score: {{e: 0.1}}}}}}"
+            for i in range(9)
+        )
+        + """
+- {id: big, when: employees > 0, then: {score: {fit: 70}}}
+- {id: penalty, when: employees > 0, then: {score: {fit: -5, risk: -2.5}}}
+- {id: exact, when: score.e == 0.9, then: {stage: MQL}}
+"""
+    )
+    with version_of(rules, extra="scores: {caps: {fit: 50}}\n") as v:
+        decision = v.decide(lead({"employees": 20}))
+    assert scores(decision) == {
+        "e": "0.9",
+        "fit": "50",
+        "risk": "-2.5",
+        "total": "48.4",
+    }
+    assert decision.stage is Stage.MQL
+    uncapped = {s.category: s.uncapped for s in decision.scores}
+    assert uncapped["fit"] == Decimal(65)
+
+
+# 7. Forward chaining --------------------------------------------------------------
+
+
+CHAIN_RULES = """
+- {id: d4, when: level3, then: {derive: {level4: true}, stage: SQL}}
+- {id: d3, when: level2 == "two", then: {derive: {level3: true}}}
+- {id: d2, when: level1 > 0.5, then: {derive: {level2: two}}}
+- {id: d1, when: employees >= 10, then: {derive: {level1: 1}}}
+- {id: either, when: employees >= 10 or revenue >= 10, then: {score: {fit: 5}}}
+"""
+
+
+def test_chaining_derives_to_any_depth_regardless_of_order() -> None:
+    """Derived facts chain through four rules written in reverse order."""
+    with version_of(CHAIN_RULES) as v:
+        decision = v.decide(lead({"employees": 50}))
+    assert [rule for rule in fired(decision) if rule != "either"] == [
+        "d1",
+        "d2",
+        "d3",
+        "d4",
+    ]
+    assert decision.stage is Stage.SQL
+    assert [(f.name, f.value) for f in decision.derived] == [
+        ("level1", 1),
+        ("level2", "two"),
+        ("level3", True),
+        ("level4", True),
+    ]
+
+
+def test_chaining_rule_fires_once_per_lead_however_it_matches() -> None:
+    """A rule whose condition holds two ways fires once and scores once."""
+    with version_of(CHAIN_RULES) as v:
+        decision = v.decide(lead({"employees": 50, "revenue": 50}))
+    assert fired(decision).count("either") == 1
+    assert scores(decision)["fit"] == "5"
+
+
+@pytest.mark.parametrize(
+    ("rules", "named"),
+    [
+        ("- {id: loop, when: not flag, then: {derive: {flag: true}}}", "loop -> loop"),
+        (
+            "- {id: a, when: not b_done, then: {derive: {a_done: true}}}\n"
+            "- {id: b, when: a_done, then: {derive: {b_done: true}}}",
+            "a -> b -> a",
+        ),
+        (
+            "- {id: greedy, when: score.total > 5, then: {score: {fit: 1}}}",
+            "greedy -> greedy",
+        ),
+    ],
+)
+def test_chaining_visible_cycles_are_refused_at_load(rules: str, named: str) -> None:
+    """Rules that negate what they lead to, or score on a score, never load."""
+    with pytest.raises(RulesetError, match="never settle") as caught:
+        load_version(load_text(ruleset_text(rules)), isolated=False)
+    assert named in str(caught.value)
+
+
+def test_chaining_firing_limit_names_the_rules() -> None:
+    """Past the firing limit the evaluation stops with an error naming rules."""
+    limits = Limits(max_firings_per_rule=0, extra_firings=3)
+    with version_of(CHAIN_RULES, limits=limits) as v:
+        with pytest.raises(FiringLimitError, match=r"fired more than 3 times: r\d"):
+            v.decide(lead({"employees": 50}))
+        assert v.decide(lead({})).stage is Stage.LEAD  # the next lead is unharmed
+
+
+# 8. Stage resolution --------------------------------------------------------------
+
+
+STAGE_RULES = [
+    "- {id: free, when: email_domain in free_mail, then: {disqualify: Personal}}",
+    "- {id: demo, when: count(demo_request) >= 1, then: {stage: SQL}}",
+    "- {id: engaged, when: count(any) >= 2, then: {score: {e: 30}}}",
+    "- {id: pricing, when: count(pricing_view) >= 1, then: {score: {e: 30}}}",
+    "- {id: threshold, when: score.total >= 60, then: {stage: MQL}}",
+    "- {id: student, when: student, then: {stage: LEAD, recycle: true}}",
+]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stage_does_not_depend_on_rule_or_fact_order(seed: int) -> None:
+    """Shuffled rules and shuffled activities give the same decision."""
+    shuffler = random.Random(seed)
+    rules = STAGE_RULES[:]
+    shuffler.shuffle(rules)
+    acts = [activity("pricing_view", 1), activity("chat", 2), activity("webinar", 3)]
+    shuffler.shuffle(acts)
+    with version_of("\n".join(rules)) as v:
+        decision = v.decide(lead({"email": "a@acme.io"}, acts))
+    assert decision.stage is Stage.MQL
+    assert scores(decision)["total"] == "60"
+    assert sorted(fired(decision)) == ["engaged", "pricing", "threshold"]
+
+
+def test_stage_disqualification_wins_over_promotion() -> None:
+    """A disqualified lead stays disqualified whatever else fires."""
+    acts = [activity("demo_request", 1), activity("pricing_view", 1)]
+    with version_of("\n".join(STAGE_RULES)) as v:
+        decision = v.decide(lead({"email": "a@gmail.com"}, acts))
+    assert (decision.stage, decision.owner) == (Stage.DISQUALIFIED, "")
+    assert {"free", "demo", "threshold"} <= set(fired(decision))
+
+
+@pytest.mark.parametrize(
+    ("prior", "attributes", "stage", "computed"),
+    [
+        (Stage.SQL, {"email": "a@acme.io"}, Stage.SQL, Stage.LEAD),
+        (Stage.MQL, {"email": "a@gmail.com"}, Stage.DISQUALIFIED, Stage.DISQUALIFIED),
+        (Stage.SQL, {"email": "a@acme.io", "student": True}, Stage.LEAD, Stage.LEAD),
+        (Stage.DISQUALIFIED, {"email": "a@acme.io"}, Stage.LEAD, Stage.LEAD),
+    ],
+)
+def test_stage_prior_stage_never_moves_backwards_unless_told(
+    prior: Stage, attributes: dict[str, object], stage: Stage, computed: Stage
+) -> None:
+    """A prior stage holds unless a rule disqualifies or recycles the lead."""
+    with version_of("\n".join(STAGE_RULES)) as v:
+        decision = v.decide(lead(attributes, prior=prior))
+    assert (decision.stage, decision.computed_stage) == (stage, computed)
+
+
+# 9. Isolation -------------------------------------------------------------------
+
+
+def test_isolation_nothing_of_one_lead_reaches_the_next() -> None:
+    """Derived facts and scores of one lead are gone for the next, over 3,000 leads."""
+    with version_of(CHAIN_RULES) as v:
+        for index in range(3000):
+            employees = 50 if index % 2 else 1
+            decision = v.decide(lead({"employees": employees}))
+            assert (decision.stage is Stage.SQL) is bool(index % 2)
+            assert len(decision.derived) == (4 if index % 2 else 0)
+
+
+def test_isolation_holds_across_threads() -> None:
+    """Eight threads deciding different leads get what one thread gets."""
+    leads = [lead({"employees": n % 3 * 10, "revenue": n % 5}) for n in range(60)]
+    with version_of(CHAIN_RULES) as v:
+        expected = [(v.decide(item).stage, scores(v.decide(item))) for item in leads]
+        results: dict[int, list[object]] = {}
+
+        def work(worker: int) -> None:
+            results[worker] = [
+                (v.decide(item).stage, scores(v.decide(item))) for item in leads
+            ]
+
+        threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert all(result == expected for result in results.values())
+
+
+# 10. Explanation ------------------------------------------------------------------
+
+
+def test_explanation_names_rules_points_facts_and_reasons() -> None:
+    """Each fired rule comes with its points, the facts it read and its reason."""
+    rules = """
+- id: pricing
+  when: count(pricing_view, within 7d) >= 1 and employees > 10
+  then: {score: {intent: 12.5}, reason: "Looked at pricing this week"}
+"""
+    with version_of(rules) as v:
+        decision = v.decide(lead({"employees": 40}, [activity("pricing_view", 2)]))
+    (firing,) = decision.fired
+    assert firing.rule_id == "pricing"
+    assert firing.points == {"intent": Decimal("12.5")}
+    assert dict(firing.matched) == {
+        "count(pricing_view, within: 7d)": 1,
+        "employees": 40,
+    }
+    assert decision.reasons == ("Looked at pricing this week",)
+    assert firing.actions == ("score",)
+    assert decision.as_of == AS_OF
