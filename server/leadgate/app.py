@@ -13,14 +13,14 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from leadgate_client.v1 import qualification_pb2, ruleset_pb2
-from leadgate_client.v1 import qualification_pb2_grpc as pb_grpc
-from leadgate_client.v1 import ruleset_pb2_grpc as rpb_grpc
 
 from leadgate import __version__
 from leadgate.errors import OperatorError
 from leadgate.servicer import QualificationServicer, RulesetServicer
 from leadgate.store import RulesStore
+from leadgate_client.v1 import qualification_pb2, ruleset_pb2
+from leadgate_client.v1 import qualification_pb2_grpc as pb_grpc
+from leadgate_client.v1 import ruleset_pb2_grpc as rpb_grpc
 
 log = structlog.get_logger("leadgate.app")
 SERVICES = (
