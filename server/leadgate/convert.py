@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2, timestamp_pb2
+from google.protobuf import struct_pb2, timestamp_pb2
 
 from leadgate.decision import Decision, LeadInput
 from leadgate.errors import LeadInputError, RulesetError
@@ -30,7 +30,9 @@ def lead_from_proto(request: pb.QualifyRequest, now: datetime) -> LeadInput:
     """Read a request into a LeadInput, raising LeadInputError naming the field."""
     if len(request.lead_id) > MAX_LEAD_ID:
         raise LeadInputError("lead_id", f"longer than {MAX_LEAD_ID} characters")
-    attributes = json_format.MessageToDict(request.attributes)
+    attributes = {
+        name: _plain(value) for name, value in request.attributes.fields.items()
+    }
     activities = tuple(
         ActivityRecord(
             type=activity.type,
@@ -49,6 +51,18 @@ def lead_from_proto(request: pb.QualifyRequest, now: datetime) -> LeadInput:
         as_of=as_of,
         prior_stage=_prior_stage(request.prior_stage),
     )
+
+
+def _plain(value: struct_pb2.Value) -> object:
+    """A protobuf Value as plain Python, several times faster than json_format."""
+    kind = value.WhichOneof("kind")
+    if kind == "struct_value":
+        return {k: _plain(v) for k, v in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [_plain(v) for v in value.list_value.values]
+    if kind is None or kind == "null_value":
+        return None
+    return getattr(value, kind)
 
 
 def _time(stamp: timestamp_pb2.Timestamp, field: str) -> datetime:
