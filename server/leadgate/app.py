@@ -15,7 +15,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from leadgate import __version__
-from leadgate.errors import OperatorError
+from leadgate.errors import NoActiveRulesetError, OperatorError
 from leadgate.servicer import QualificationServicer, RulesetServicer
 from leadgate.store import RulesStore
 from leadgate_client.v1 import qualification_pb2, ruleset_pb2
@@ -95,24 +95,31 @@ def open_store(config: Config) -> RulesStore:
         activated=list(report.activated),
         rejected=len(report.errors),
     )
-    store.resolve()  # raises NoActiveRulesetError when the default cannot serve
+    try:
+        store.resolve()
+    except NoActiveRulesetError as error:
+        reasons = "; ".join(e.describe() for e in report.errors)
+        store.close()
+        raise OperatorError(f"{error}: {reasons}" if reasons else str(error)) from None
     return store
 
 
 def serve(config: Config) -> None:
     """Run the server until SIGTERM or Ctrl-C, then shut down gracefully."""
-    store = open_store(config)
-    running = create_server(config, store)
-    log.info(
-        "server.started", address=config.address, port=running.port, version=__version__
-    )
     stopping = threading.Event()
 
     def on_signal(number: int, frame: FrameType | None) -> None:
         log.info("server.stopping", signal=signal.Signals(number).name)
         stopping.set()
 
+    # Handlers go in before anything is announced, so a signal sent the moment the
+    # server says it started still stops it gracefully.
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    store = open_store(config)
+    running = create_server(config, store)
+    log.info(
+        "server.started", address=config.address, port=running.port, version=__version__
+    )
     stopping.wait()
     running.stop(config.grace)

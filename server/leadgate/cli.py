@@ -144,7 +144,7 @@ def _check(args: argparse.Namespace) -> int:
     from leadgate.loader import load_file
     from leadgate.store import rule_files
 
-    failed = 0
+    failed = _missing_paths(args.paths)
     for path in (f for p in args.paths for f in rule_files(p)):
         try:
             source = load_file(path)
@@ -157,6 +157,14 @@ def _check(args: argparse.Namespace) -> int:
             f"OK    {path}: {source.name} {source.version}, {len(program.rules)} rules"
         )
     return 1 if failed else 0
+
+
+def _missing_paths(paths: Sequence[pathlib.Path]) -> int:
+    """Report paths that do not exist, and count them as failures."""
+    missing = [path for path in paths if not path.exists()]
+    for path in missing:
+        print(f"ERROR {path}: no such file or directory")
+    return len(missing)
 
 
 def _test_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -179,7 +187,7 @@ def _test(args: argparse.Namespace) -> int:
     from leadgate.store import rule_files
     from leadgate.version import load_version
 
-    failed = passed = 0
+    failed, passed = _missing_paths(args.paths), 0
     for path in (f for p in args.paths for f in rule_files(p)):
         try:
             version = load_version(load_file(path))
@@ -233,7 +241,15 @@ def _client_options(parser: argparse.ArgumentParser) -> None:
 def _qualify(args: argparse.Namespace) -> int:
     from leadgate_client import LeadgateClient, LeadgateError, decision_to_dict
 
-    text = sys.stdin.read() if args.lead == "-" else pathlib.Path(args.lead).read_text()
+    try:
+        text = (
+            sys.stdin.read()
+            if args.lead == "-"
+            else pathlib.Path(args.lead).read_text()
+        )
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"leadgate: cannot read the lead: {error}", file=sys.stderr)
+        return 2
     try:
         lead = orjson.loads(text)
     except orjson.JSONDecodeError as error:
@@ -326,3 +342,7 @@ def _replay(args: argparse.Namespace) -> int:
     else:
         print(report.to_text())
     return 1 if report.to_dict().get("errors") else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,5 @@
+"""`python -m leadgate` runs the command line."""
+
+from leadgate.cli import main
+
+raise SystemExit(main())
