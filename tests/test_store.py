@@ -105,3 +105,13 @@ def test_store_reads_kubernetes_configmap_layout(tmp_path: pathlib.Path) -> None
     store = RulesStore(tmp_path, default_ruleset="kit", isolated=False)
     assert store.load().activated == ("kit@1.0",)
     store.close()
+
+
+def test_store_identical_copy_of_a_version_is_harmless(tmp_path: pathlib.Path) -> None:
+    """The same content in two files loads once and raises no error."""
+    store = _store(
+        tmp_path, {"a/kit.yaml": _ruleset("1.0"), "b/kit.yaml": _ruleset("1.0")}
+    )
+    report = store.load()
+    assert (report.activated, report.unchanged, report.errors) == (("kit@1.0",), 1, ())
+    store.close()

@@ -18,6 +18,7 @@ from leadgate import __version__
 from leadgate.errors import NoActiveRulesetError, OperatorError
 from leadgate.servicer import QualificationServicer, RulesetServicer
 from leadgate.store import RulesStore
+from leadgate.watch import RulesWatcher
 from leadgate_client.v1 import qualification_pb2, ruleset_pb2
 from leadgate_client.v1 import qualification_pb2_grpc as pb_grpc
 from leadgate_client.v1 import ruleset_pb2_grpc as rpb_grpc
@@ -39,6 +40,8 @@ class Config:
     workers: int = 4
     grace: float = 10.0
     max_message_bytes: int = 16 * 1024 * 1024
+    watch: bool = True
+    poll: bool = False
 
 
 @dataclass
@@ -117,9 +120,15 @@ def serve(config: Config) -> None:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     store = open_store(config)
+    watcher = RulesWatcher(store, poll=config.poll) if config.watch else None
+    if watcher is not None:
+        watcher.start()
+        store.load()  # catch what changed between the first load and the watch
     running = create_server(config, store)
     log.info(
         "server.started", address=config.address, port=running.port, version=__version__
     )
     stopping.wait()
+    if watcher is not None:
+        watcher.stop()
     running.stop(config.grace)

@@ -87,6 +87,17 @@ def _serve_parser(
         default=float(_env("GRACE", "10")),
         help="seconds in-flight calls get on shutdown (default %(default)s)",
     )
+    serve.add_argument(
+        "--no-watch",
+        action="store_true",
+        help="load the rules at start only; do not reload on change",
+    )
+    serve.add_argument(
+        "--poll",
+        action="store_true",
+        default=_env("POLL", "") not in ("", "0", "false"),
+        help="poll for rule changes (for file systems without inotify)",
+    )
     _log_options(serve)
     serve.set_defaults(handler=_serve)
 
@@ -117,6 +128,8 @@ def _serve(args: argparse.Namespace) -> int:
         default_ruleset=args.default_ruleset,
         workers=args.workers,
         grace=args.grace,
+        watch=not args.no_watch,
+        poll=args.poll,
     )
     try:
         serve(config)

@@ -95,6 +95,11 @@ class EngineRuleset:
             finally:
                 self._delete_session()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the ruleset was released from the engine."""
+        return self._closed
+
     def close(self) -> None:
         """Release the ruleset from the engine; later evaluations fail cleanly."""
         with self._lock:

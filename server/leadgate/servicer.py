@@ -144,9 +144,9 @@ class QualificationServicer(pb_grpc.QualificationServiceServicer):
                 grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed before deciding"
             )
         started = time.perf_counter()
-        version = self.store.resolve(request.ruleset, request.version)
         lead = lead_from_proto(request, self.clock())
-        decision = version.decide(lead)
+        with self.store.using(request.ruleset, request.version) as version:
+            decision = version.decide(lead)
         full = request.explain != pb.EXPLAIN_LEVEL_SUMMARY
         message = decision_to_proto(
             decision, full=full, service=__version__, engine=ENGINE_VERSION

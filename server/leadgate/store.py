@@ -1,8 +1,11 @@
-"""The rules store: loads every ruleset version under a directory and activates it.
+"""The rules store: every loaded ruleset version, which one is active, and reloads.
 
-A version is activated only if it parses, compiles, loads into the engine and passes its
-own tests; otherwise the error is kept for the admin API and the versions already loaded
-keep serving. The active version of a ruleset is its highest loaded version.
+One activation path serves start-up and every reload: a file's version is activated only
+if it parses, compiles, loads into the engine and passes its own tests. Otherwise the
+error is kept for the admin API and whatever that file gave before keeps serving. The
+active version of a ruleset is its highest loaded version. A version whose file changed
+or vanished is retired: new calls no longer reach it, and it is released from the engine
+once its last call in flight has finished.
 """
 
 from __future__ import annotations
@@ -10,7 +13,8 @@ from __future__ import annotations
 import pathlib
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import structlog
 
@@ -28,19 +32,9 @@ class LoadReport:
     """What one load of the rules directory did."""
 
     activated: tuple[str, ...] = ()
+    retired: tuple[str, ...] = ()
     unchanged: int = 0
     errors: tuple[RulesetError, ...] = ()
-
-
-@dataclass
-class _Ruleset:
-    versions: dict[str, LoadedVersion] = field(default_factory=dict)
-
-    @property
-    def active(self) -> LoadedVersion | None:
-        if not self.versions:
-            return None
-        return max(self.versions.values(), key=lambda v: v.source.version_key)
 
 
 class RulesStore:
@@ -58,9 +52,10 @@ class RulesStore:
         self.default_ruleset = default_ruleset
         self._isolated = isolated
         self._limits = limits or Limits()
-        self._rulesets: dict[str, _Ruleset] = {}
+        self._by_path: dict[str, LoadedVersion] = {}
         self._errors: tuple[RulesetError, ...] = ()
         self._lock = threading.Lock()
+        self._reloading = threading.Lock()
 
     @property
     def errors(self) -> tuple[RulesetError, ...]:
@@ -68,45 +63,71 @@ class RulesStore:
         return self._errors
 
     def load(self) -> LoadReport:
-        """Load every ruleset file under the directory; a refused file adds nothing."""
-        activated, errors, unchanged = [], [], 0
-        for path in rule_files(self.directory):
-            try:
-                loaded = self._load_path(path)
-            except RulesetError as error:
-                errors.append(error.located(path=str(path)))
-                log.warning("ruleset.rejected", path=str(path), error=error.describe())
-                continue
-            if loaded is None:
-                unchanged += 1
-            else:
-                activated.append(f"{loaded.source.name}@{loaded.source.version}")
-        self._errors = tuple(errors)
-        return LoadReport(tuple(activated), unchanged, tuple(errors))
-
-    def _load_path(self, path: pathlib.Path) -> LoadedVersion | None:
-        source = load_file(path)
-        existing = self._find(source.name, source.version)
-        if existing is not None:
-            if existing.source.content_hash == source.content_hash:
-                return None
-            raise RulesetError(
-                f"{source.name} {source.version} is already loaded from "
-                f"{existing.source.path} with different content; raise the version"
+        """Load what changed under the directory; the same path at start and reload."""
+        with self._reloading:
+            activated, retired, errors, unchanged = [], [], [], 0
+            seen: set[str] = set()
+            for path in rule_files(self.directory):
+                seen.add(str(path))
+                try:
+                    outcome = self._load_path(path)
+                except RulesetError as error:
+                    errors.append(error.located(path=str(path)))
+                    log.warning(
+                        "ruleset.rejected", path=str(path), error=error.describe()
+                    )
+                    continue
+                if outcome is None:
+                    unchanged += 1
+                else:
+                    activated.append(outcome[0])
+                    retired += outcome[1]
+            retired += self._forget(set(self._by_path) - seen)
+            self._errors = tuple(errors)
+            return LoadReport(
+                tuple(activated), tuple(retired), unchanged, tuple(errors)
             )
+
+    def _load_path(self, path: pathlib.Path) -> tuple[str, list[str]] | None:
+        source = load_file(path)
+        before = self._by_path.get(str(path))
+        if before is not None and before.source.content_hash == source.content_hash:
+            return None
+        if self._refuse_clash(source, str(path)):
+            return None
         version = self.prepare(source)
         with self._lock:
-            self._rulesets.setdefault(source.name, _Ruleset()).versions[
-                source.version
-            ] = version
+            self._by_path[str(path)] = version
         log.info(
             "ruleset.activated",
             ruleset=source.name,
             version=source.version,
             content_hash=source.content_hash,
             rules=len(source.rules),
+            path=str(path),
         )
-        return version
+        return _label(source), self._retire([before] if before else [])
+
+    def _refuse_clash(self, source: RulesetSource, path: str) -> bool:
+        """Raise if another file gives this name and version other content.
+
+        Returns True when another file already gives the very same content, so this
+        copy adds nothing.
+        """
+        for other_path, other in self._by_path.items():
+            same = (other.source.name, other.source.version) == (
+                source.name,
+                source.version,
+            )
+            if not same or other_path == path:
+                continue
+            if other.source.content_hash == source.content_hash:
+                return True
+            raise RulesetError(
+                f"{source.name} {source.version} is already loaded from "
+                f"{other_path} with different content; raise the version"
+            )
+        return False
 
     def prepare(self, source: RulesetSource) -> LoadedVersion:
         """Compile a version and run its tests; release it again if any test fails."""
@@ -123,52 +144,82 @@ class RulesStore:
             )
         return version
 
-    def _find(self, name: str, version: str) -> LoadedVersion | None:
-        ruleset = self._rulesets.get(name)
-        return ruleset.versions.get(version) if ruleset else None
+    def _forget(self, paths: set[str]) -> list[str]:
+        with self._lock:
+            gone = [self._by_path.pop(path) for path in sorted(paths)]
+        return self._retire(gone)
+
+    def _retire(self, versions: list[LoadedVersion]) -> list[str]:
+        for version in versions:
+            version.retire()
+            log.info(
+                "ruleset.retired",
+                ruleset=version.source.name,
+                version=version.source.version,
+                content_hash=version.source.content_hash,
+            )
+        return [_label(version.source) for version in versions]
+
+    @contextmanager
+    def using(self, name: str = "", version: str = "") -> Iterator[LoadedVersion]:
+        """The version that answers a call, held for the call's whole length."""
+        with self._lock:
+            found = self._resolve(name or self.default_ruleset, version)
+            found.enter()
+        try:
+            yield found
+        finally:
+            found.leave()
 
     def resolve(self, name: str = "", version: str = "") -> LoadedVersion:
-        """The version that answers a call: the pinned one, else the active one."""
-        name = name or self.default_ruleset
-        ruleset = self._rulesets.get(name)
-        if ruleset is None:
-            known = ", ".join(sorted(self._rulesets)) or "none"
+        """The version a call would get now: the pinned one, else the active one."""
+        with self._lock:
+            return self._resolve(name or self.default_ruleset, version)
+
+    def _resolve(self, name: str, version: str) -> LoadedVersion:
+        versions = {
+            v.source.version: v for v in self._by_path.values() if v.source.name == name
+        }
+        if not versions:
             if name == self.default_ruleset:
                 raise NoActiveRulesetError(f"no valid version of '{name}' is loaded")
+            known = ", ".join(sorted(self._names())) or "none"
             raise NotFoundError(f"unknown ruleset '{name[:64]}' (loaded: {known})")
-        if version:
-            found = ruleset.versions.get(version)
-            if found is None:
-                known = ", ".join(sorted(ruleset.versions))
-                wanted = version[:64]
-                raise NotFoundError(
-                    f"ruleset '{name}' has no version '{wanted}' (loaded: {known})"
-                )
-            return found
-        active = ruleset.active
-        if active is None:
-            raise NoActiveRulesetError(f"no valid version of '{name}' is loaded")
-        return active
+        if not version:
+            return max(versions.values(), key=lambda v: v.source.version_key)
+        if version not in versions:
+            known = ", ".join(sorted(versions))
+            wanted = version[:64]
+            raise NotFoundError(
+                f"ruleset '{name}' has no version '{wanted}' (loaded: {known})"
+            )
+        return versions[version]
+
+    def _names(self) -> set[str]:
+        return {v.source.name for v in self._by_path.values()}
 
     def rulesets(self) -> dict[str, list[LoadedVersion]]:
         """Every loaded version by ruleset name, highest version first."""
         with self._lock:
-            return {
-                name: sorted(
-                    ruleset.versions.values(),
-                    key=lambda v: v.source.version_key,
-                    reverse=True,
-                )
-                for name, ruleset in sorted(self._rulesets.items())
-            }
+            grouped: dict[str, list[LoadedVersion]] = {}
+            for loaded in self._by_path.values():
+                grouped.setdefault(loaded.source.name, []).append(loaded)
+        return {
+            name: sorted(found, key=lambda v: v.source.version_key, reverse=True)
+            for name, found in sorted(grouped.items())
+        }
 
     def close(self) -> None:
-        """Release every version from the engine."""
+        """Retire every version; each is released once its calls have finished."""
         with self._lock:
-            for ruleset in self._rulesets.values():
-                for version in ruleset.versions.values():
-                    version.release()
-            self._rulesets.clear()
+            versions = list(self._by_path.values())
+            self._by_path.clear()
+        for version in versions:
+            version.retire()
+
+
+def _label(source: RulesetSource) -> str:
+    return f"{source.name}@{source.version}"
 
 
 def rule_files(directory: pathlib.Path) -> Iterator[pathlib.Path]:
@@ -180,5 +231,5 @@ def rule_files(directory: pathlib.Path) -> Iterator[pathlib.Path]:
         relative = path.relative_to(directory)
         if any(part.startswith(".") for part in relative.parts):
             continue
-        if not path.name.endswith(".tests.yaml"):
+        if path.is_file() and not path.name.endswith(".tests.yaml"):
             yield path

@@ -35,6 +35,9 @@ class LoadedVersion:
     engine: EngineRuleset
     limits: Limits
     loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    _in_flight: int = 0
+    _retired: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def source(self) -> RulesetSource:
@@ -48,6 +51,32 @@ class LoadedVersion:
             lead,
             max_firings=self.limits.firings(self.program),
         )
+
+    def enter(self) -> None:
+        """Count a call that is about to use this version."""
+        with self._lock:
+            self._in_flight += 1
+
+    def leave(self) -> None:
+        """Count a call as finished; the last one out releases a retired version."""
+        with self._lock:
+            self._in_flight -= 1
+            drained = self._retired and self._in_flight == 0
+        if drained:
+            self.release()
+
+    def retire(self) -> None:
+        """Take this version out of service; it is released once no call uses it."""
+        with self._lock:
+            self._retired = True
+            drained = self._in_flight == 0
+        if drained:
+            self.release()
+
+    @property
+    def released(self) -> bool:
+        """Whether the engine has let go of this version."""
+        return self.engine.closed
 
     def release(self) -> None:
         """Free the engine's memory for this version."""
