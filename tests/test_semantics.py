@@ -11,7 +11,7 @@ import pytest
 from rulekit import AS_OF, activity, fired, lead, ruleset_text, scores, version_of
 
 from leadgate.engine import FiringLimitError
-from leadgate.errors import LeadInputError, RulesetError
+from leadgate.errors import LeadInputError, RuleDefectError, RulesetError
 from leadgate.loader import load_text
 from leadgate.ruleset import Stage
 from leadgate.version import Limits, load_version
@@ -194,6 +194,17 @@ def test_regex_defects_fail_at_load(pattern: str, message: str) -> None:
     )
     with pytest.raises(RulesetError, match=message):
         load_version(load_text(text), isolated=False)
+
+
+def test_regex_runaway_backtracking_is_stopped_naming_the_pattern() -> None:
+    """A pattern that would backtrack for ever stops with an error, not a hang."""
+    rule = r"""- id: runaway
+  when: title matches "^(a|aa)+$"
+  then: {stage: MQL}"""
+    with version_of(rule) as v:
+        with pytest.raises(RuleDefectError, match=r"attributes\.title; simplify it"):
+            v.decide(lead({"title": "a" * 40 + "!"}))
+        assert v.decide(lead({"title": "aaaa"})).stage is Stage.MQL
 
 
 # 4. Time ----------------------------------------------------------------------

@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from leadgate.errors import RulesetError
+import regex
+
+from leadgate.errors import RuleDefectError, RulesetError
 from leadgate.expression import (
     Arithmetic,
     Compare,
@@ -47,6 +49,7 @@ COMPLEMENT = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"
 ENGINE_OP = {"!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 ARITHMETIC = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
 MAX_GROUPS = 16
+MATCH_TIMEOUT = 0.05  # seconds one pattern may take on one value
 
 
 @dataclass(frozen=True)
@@ -325,17 +328,30 @@ class ConditionCompiler:
         name = ref.spec.name
         key = self.checks.add(
             f"{name} matches {node.pattern!r}",
-            lambda v: name in v and pattern.search(str(v[name])) is not None,
+            lambda v: (
+                name in v and _search(pattern, str(v[name]), f"attributes.{name}")
+            ),
         )
         return Group(lead=[{key: not negate}])
 
 
-def _compile_pattern(text: str, *, folded: bool) -> re.Pattern[str]:
+def _search(pattern: regex.Pattern[str], text: str, field: str) -> bool:
+    """Search with a time limit: Python-style patterns can backtrack for ever."""
     try:
-        pattern = re.compile(text)
-    except re.error as error:
+        return pattern.search(text, timeout=MATCH_TIMEOUT) is not None
+    except TimeoutError:
+        raise RuleDefectError(
+            f"pattern {pattern.pattern!r} took over {MATCH_TIMEOUT * 1000:.0f} ms "
+            f"on {field}; simplify it"
+        ) from None
+
+
+def _compile_pattern(text: str, *, folded: bool) -> regex.Pattern[str]:
+    try:
+        pattern = regex.compile(text)
+    except regex.error as error:
         raise RulesetError(f"invalid regular expression {text!r}: {error}") from None
-    if folded and not pattern.flags & re.IGNORECASE and _has_capitals(text):
+    if folded and not pattern.flags & regex.IGNORECASE and _has_capitals(text):
         raise RulesetError(
             f"pattern {text!r} has capital letters but the value is case-folded, "
             "so it can never match",

@@ -23,7 +23,7 @@ from typing import Any
 import durable_rules_engine as dre
 import orjson
 
-from leadgate.errors import EvaluationError, RulesetError
+from leadgate.errors import EvaluationError, RuleDefectError, RulesetError
 
 SESSION = "s0"
 ENGINE_VERSION = f"durable_rules {metadata.version('durable_rules')}"
@@ -32,7 +32,7 @@ Fact = Mapping[str, Any]
 Fire = Callable[[str], Sequence[Fact]]
 
 
-class FiringLimitError(EvaluationError):
+class FiringLimitError(RuleDefectError):
     """The rules kept firing past the limit; names the rules that fired most."""
 
 

@@ -84,6 +84,10 @@ class EvaluationError(OperatorError):
     """The engine failed while deciding a lead; the lead gets no decision."""
 
 
+class RuleDefectError(EvaluationError):
+    """The ruleset cannot decide this lead (a runaway rule or pattern); names it."""
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """Suggest the closest known name to a misspelt one, or nothing."""
     close = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.6)

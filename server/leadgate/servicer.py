@@ -15,13 +15,14 @@ from grpc_status import rpc_status
 
 from leadgate import __version__
 from leadgate.convert import decision_to_proto, lead_from_proto, rulesets_to_proto
-from leadgate.engine import ENGINE_VERSION, FiringLimitError
+from leadgate.engine import ENGINE_VERSION
 from leadgate.errors import (
     EvaluationError,
     LeadInputError,
     LimitError,
     NoActiveRulesetError,
     NotFoundError,
+    RuleDefectError,
 )
 from leadgate.store import RulesStore
 from leadgate_client.v1 import qualification_pb2 as pb
@@ -59,7 +60,7 @@ def classify(error: Exception) -> CallFailedError:
         return CallFailedError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
     if isinstance(error, NoActiveRulesetError):
         return CallFailedError(grpc.StatusCode.FAILED_PRECONDITION, str(error))
-    if isinstance(error, FiringLimitError):
+    if isinstance(error, RuleDefectError):
         return CallFailedError(grpc.StatusCode.FAILED_PRECONDITION, str(error))
     if isinstance(error, EvaluationError):
         return CallFailedError(
