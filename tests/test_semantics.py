@@ -281,6 +281,19 @@ def test_activities_identical_ones_count_once() -> None:
     assert fired(distinct) == ["week"]
 
 
+def test_activities_types_match_whatever_their_case_and_spacing() -> None:
+    """ "Pricing View" and "pricing-view" are pricing_view; unknown types are named."""
+    acts = [
+        activity("Pricing View", 1),
+        activity("pricing-view", 2),
+        activity("teleport", 1),
+    ]
+    with version_of(WINDOW_RULES) as v:
+        decision = v.decide(lead({}, acts))
+    assert fired(decision) == ["week"]
+    assert "undeclared activity type 'teleport' ignored" in decision.warnings
+
+
 def test_activities_retried_request_gives_the_same_decision() -> None:
     """Deciding the same request twice gives the same stage, scores and rules."""
     with version_of(WINDOW_RULES) as v:
@@ -445,6 +458,30 @@ def test_stage_prior_stage_never_moves_backwards_unless_told(
     with version_of("\n".join(STAGE_RULES)) as v:
         decision = v.decide(lead(attributes, prior=prior))
     assert (decision.stage, decision.computed_stage) == (stage, computed)
+
+
+def test_stage_reasons_agree_with_the_stage() -> None:
+    """A disqualified lead shows only why; a lower stage's reason is left out."""
+    rules = """
+- {id: free, when: email_domain in free_mail, then: {disqualify: Personal mailbox}}
+- {id: demo, when: count(demo_request) >= 1, then: {stage: SQL, reason: Demo}}
+- {id: points, when: count(any) >= 1, then: {score: {e: 60}, reason: Active}}
+- {id: mql, when: score.total >= 60, then: {stage: MQL, reason: Engaged}}
+"""
+    acts = [activity("demo_request", 1)]
+    with version_of(rules) as v:
+        disqualified = v.decide(lead({"email": "a@gmail.com"}, acts))
+        sales = v.decide(lead({"email": "a@acme.io"}, acts))
+    assert disqualified.reasons == ("Personal mailbox",)
+    assert sales.reasons == ("Demo", "Active")
+    assert fired(sales) == ["demo", "points", "mql"]
+
+
+def test_stage_held_by_prior_stage_says_so() -> None:
+    """When prior_stage holds a lead, a warning names both stages."""
+    with version_of("\n".join(STAGE_RULES)) as v:
+        decision = v.decide(lead({"email": "a@acme.io"}, prior=Stage.SQL))
+    assert "stage held at SQL by prior_stage; the rules gave LEAD" in decision.warnings
 
 
 # 9. Isolation -------------------------------------------------------------------

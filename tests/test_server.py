@@ -446,7 +446,7 @@ def test_serve_refuses_to_start_with_a_broken_default_ruleset(
     assert f"{path}:{line}: rule 'size-large': unknown fact 'employes'" in done.stderr
     last = done.stderr.rstrip().splitlines()[-1]
     assert last == (
-        "leadgate: no valid version of 'b2b_default' is loaded: "
+        "leadgate: no valid version of 'b2b_default' is loaded; its file was refused: "
         f"{path}:{line}: rule 'size-large': unknown fact 'employes' "
         "(did you mean 'employees'?)"
     )

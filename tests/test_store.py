@@ -73,6 +73,21 @@ def test_store_version_failing_its_tests_is_not_activated(
     store.close()
 
 
+def test_store_refused_ruleset_is_unavailable_not_unknown(
+    tmp_path: pathlib.Path,
+) -> None:
+    """A ruleset whose only file was refused fails its calls naming the reason."""
+    store = _store(tmp_path, {"kit.yaml": _ruleset("1.0", "MQL", "SQL")})
+    store.load()
+    with pytest.raises(
+        NoActiveRulesetError, match=r"its file was refused: .*kit\.yaml"
+    ):
+        store.resolve("kit")
+    with pytest.raises(NotFoundError, match="did you mean 'kit'"):
+        store.resolve("kitt")
+    store.close()
+
+
 def test_store_same_version_with_other_content_is_refused(
     tmp_path: pathlib.Path,
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -10,6 +11,7 @@ from datetime import datetime, timedelta
 from leadgate.errors import LeadInputError, RulesetError
 from leadgate.ruleset import ActivityRecord
 
+SEPARATORS = re.compile(r"[\s\-]+")
 AGE = re.compile(r"(\d{1,6})([mhdw])")
 UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_ACTIVITIES = 10_000
@@ -51,6 +53,11 @@ def parse_age(text: str) -> timedelta:
     return timedelta(**{UNIT[match[2]]: int(match[1])})
 
 
+def activity_type(text: str) -> str:
+    """The type name an activity is matched by: "Demo Request" is demo_request."""
+    return SEPARATORS.sub("_", unicodedata.normalize("NFC", text).strip().casefold())
+
+
 def clean_activities(
     records: Sequence[ActivityRecord], declared: Iterable[str], as_of: datetime
 ) -> Activities:
@@ -63,20 +70,21 @@ def clean_activities(
     future, unknown = 0, set()
     for index, record in enumerate(records):
         field = f"activities[{index}]"
-        if not record.type:
+        if not record.type.strip():
             raise LeadInputError(f"{field}.type", "an activity needs a type")
         if record.occurred_at is None:
             raise LeadInputError(f"{field}.occurred_at", "an activity needs a time")
-        key = (record.type, record.occurred_at, record.id)
+        kind = activity_type(record.type)
+        key = (kind, record.occurred_at, record.id)
         if key in seen:
             continue
         seen.add(key)
-        if record.type not in known:
-            unknown.add(record.type[:64])
+        if kind not in known:
+            unknown.add(kind[:64])
         elif record.occurred_at > as_of:
             future += 1
         else:
-            items.append(Activity(record.type, as_of - record.occurred_at))
+            items.append(Activity(kind, as_of - record.occurred_at))
     return Activities(tuple(items), _warnings(future, unknown))
 
 

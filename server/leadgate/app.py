@@ -15,9 +15,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from leadgate import __version__
-from leadgate.errors import NoActiveRulesetError, OperatorError
+from leadgate.errors import NoActiveRulesetError, OperatorError, did_you_mean
 from leadgate.servicer import QualificationServicer, RulesetServicer
-from leadgate.store import RulesStore
+from leadgate.store import LoadReport, RulesStore
 from leadgate.watch import RulesWatcher
 from leadgate_client.v1 import qualification_pb2, ruleset_pb2
 from leadgate_client.v1 import qualification_pb2_grpc as pb_grpc
@@ -101,10 +101,19 @@ def open_store(config: Config) -> RulesStore:
     try:
         store.resolve()
     except NoActiveRulesetError as error:
-        reasons = "; ".join(e.describe() for e in report.errors)
         store.close()
-        raise OperatorError(f"{error}: {reasons}" if reasons else str(error)) from None
+        raise OperatorError(_why_default_is_missing(error, store, report)) from None
     return store
+
+
+def _why_default_is_missing(
+    error: NoActiveRulesetError, store: RulesStore, report: LoadReport
+) -> str:
+    message = str(error)
+    if "refused" not in message and report.errors:
+        message += "; refused files: " + "; ".join(e.describe() for e in report.errors)
+    hint = did_you_mean(store.default_ruleset, [*report.loaded_names])
+    return f"{message} ({hint})" if hint else message
 
 
 def serve(config: Config) -> None:

@@ -309,6 +309,7 @@ def _record(args: argparse.Namespace) -> int:
     if args.output == "-":
         stats = convert(args.csv, sys.stdout)
     else:
+        pathlib.Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         with open(args.output, "w", encoding="utf-8") as out:
             stats = convert(args.csv, out)
     print(

@@ -41,6 +41,7 @@ class Firing:
     matched: tuple[tuple[str, Matched], ...]
     reason: str
     actions: tuple[str, ...]
+    stage: Stage | None = None
 
 
 @dataclass(frozen=True)
@@ -190,12 +191,14 @@ class _Evaluation:
         if action.stage is not None:
             self.stages.append(action.stage)
         self.recycle = self.recycle or action.recycle
+        stage = Stage.DISQUALIFIED if action.disqualify is not None else action.stage
         firing = Firing(
             rule.spec.id,
             dict(action.score),
             matched,
             action.reason,
             tuple(action.kinds),
+            stage,
         )
         self.fired.append(firing)
 
@@ -217,7 +220,7 @@ class _Evaluation:
             return self.counts[ref.key]
         if isinstance(ref, DerivedRef):
             found = [value for (name, value) in self.derived if name == ref.name]
-            return found or None
+            return found[0] if len(found) == 1 else (found or None)
         assert isinstance(ref, ScoreRef)
         capped = self.capped()
         total = sum(capped.values(), Decimal(0))
@@ -237,6 +240,9 @@ class _Evaluation:
         prior = lead.prior_stage
         if prior and computed is not Stage.DISQUALIFIED and computed < prior:
             stage = computed if self.recycle else prior
+        if stage is not computed:
+            held = f"stage held at {stage.name} by prior_stage; the rules gave "
+            warnings += (held + computed.name,)
         capped = self.capped()
         return Decision(
             lead_id=lead.lead_id,
@@ -247,7 +253,7 @@ class _Evaluation:
                 CategoryScore(c, capped[c], self.uncapped[c]) for c in sorted(capped)
             ),
             total=sum(capped.values(), Decimal(0)),
-            reasons=tuple(f.reason for f in self.fired if f.reason),
+            reasons=_reasons(self.fired, computed),
             fired=tuple(self.fired),
             derived=tuple(DerivedFact(n, v, r) for (n, v), r in self.derived.items()),
             warnings=warnings,
@@ -256,6 +262,22 @@ class _Evaluation:
             content_hash=source.content_hash,
             as_of=lead.as_of,
         )
+
+
+def _reasons(fired: list[Firing], computed: Stage) -> tuple[str, ...]:
+    """What a sales rep reads: only the reasons that agree with the stage.
+
+    A disqualified lead shows why it was disqualified; otherwise a rule whose only
+    effect was a stage below the one reached is left out. Every fired rule is still
+    listed among the fired rules.
+    """
+    if computed is Stage.DISQUALIFIED:
+        return tuple(f.reason for f in fired if f.stage is Stage.DISQUALIFIED)
+    return tuple(
+        f.reason
+        for f in fired
+        if f.reason and not (f.actions == ("stage",) and f.stage and f.stage < computed)
+    )
 
 
 def _resolve(stages: list[Stage]) -> Stage:

@@ -18,7 +18,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from leadgate.errors import NoActiveRulesetError, NotFoundError, RulesetError
+from leadgate.errors import (
+    NoActiveRulesetError,
+    NotFoundError,
+    RulesetError,
+    did_you_mean,
+)
 from leadgate.loader import load_file
 from leadgate.ruleset import RulesetSource
 from leadgate.ruletests import run_tests
@@ -35,6 +40,7 @@ class LoadReport:
     retired: tuple[str, ...] = ()
     unchanged: int = 0
     errors: tuple[RulesetError, ...] = ()
+    loaded_names: frozenset[str] = frozenset()
 
 
 class RulesStore:
@@ -54,6 +60,7 @@ class RulesStore:
         self._limits = limits or Limits()
         self._by_path: dict[str, LoadedVersion] = {}
         self._errors: tuple[RulesetError, ...] = ()
+        self._refused: dict[str, RulesetError] = {}
         self._lock = threading.Lock()
         self._reloading = threading.Lock()
 
@@ -67,6 +74,7 @@ class RulesStore:
         with self._reloading:
             activated, retired, errors, unchanged = [], [], [], 0
             seen: set[str] = set()
+            self._refused = {}
             for path in rule_files(self.directory):
                 seen.add(str(path))
                 try:
@@ -85,7 +93,11 @@ class RulesStore:
             retired += self._forget(set(self._by_path) - seen)
             self._errors = tuple(errors)
             return LoadReport(
-                tuple(activated), tuple(retired), unchanged, tuple(errors)
+                tuple(activated),
+                tuple(retired),
+                unchanged,
+                tuple(errors),
+                frozenset(self._names()),
             )
 
     def _load_path(self, path: pathlib.Path) -> tuple[str, list[str]] | None:
@@ -93,9 +105,13 @@ class RulesStore:
         before = self._by_path.get(str(path))
         if before is not None and before.source.content_hash == source.content_hash:
             return None
-        if self._refuse_clash(source, str(path)):
-            return None
-        version = self.prepare(source)
+        try:
+            if self._refuse_clash(source, str(path)):
+                return None
+            version = self.prepare(source)
+        except RulesetError as error:
+            self._refused[source.name] = error.located(path=str(path))
+            raise
         with self._lock:
             self._by_path[str(path)] = version
         log.info(
@@ -181,10 +197,20 @@ class RulesStore:
             v.source.version: v for v in self._by_path.values() if v.source.name == name
         }
         if not versions:
+            if name in self._refused:
+                reason = self._refused[name].describe()
+                raise NoActiveRulesetError(
+                    f"no valid version of '{name}' is loaded; its file was refused: "
+                    + reason
+                )
             if name == self.default_ruleset:
                 raise NoActiveRulesetError(f"no valid version of '{name}' is loaded")
             known = ", ".join(sorted(self._names())) or "none"
-            raise NotFoundError(f"unknown ruleset '{name[:64]}' (loaded: {known})")
+            hint = did_you_mean(name, self._names() | set(self._refused))
+            hint = f"; {hint}" if hint else ""
+            raise NotFoundError(
+                f"unknown ruleset '{name[:64]}' (loaded: {known}){hint}"
+            )
         if not version:
             return max(versions.values(), key=lambda v: v.source.version_key)
         if version not in versions:
