@@ -132,3 +132,18 @@ def test_loader_content_hash_ignores_comments_and_layout() -> None:
     hashes = [load_text(t).content_hash for t in (plain, commented, changed)]
     assert hashes[0] == hashes[1] != hashes[2]
     assert len(hashes[0]) == 64
+
+
+def test_loader_unquoted_comma_in_flow_mapping_gets_a_hint() -> None:
+    """A comma inside {...} cuts a condition short; the error says to quote it."""
+    rules = "- {id: a, when: count(pricing_view, within 7d) > 1, then: {stage: MQL}}"
+    error = _error(ruleset_text(rules))
+    assert error.suggestion.endswith("put the condition in quotes")
+    assert error.line == 16
+
+
+def test_loader_cycle_errors_give_the_rule_line() -> None:
+    """A score cycle is reported at the line of the rule that closes it."""
+    rules = "- id: greedy\n  when: score.total > 5\n  then: {score: {fit: 1}}"
+    error = _error(ruleset_text(rules))
+    assert (error.rule_id, error.line) == ("greedy", 16)

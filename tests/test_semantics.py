@@ -131,6 +131,7 @@ def test_missing_comparisons_are_false_and_negations_true(country: object) -> No
     assert decision.stage is Stage.LEAD
     wanted = "missing attribute 'country' read by rules: not-us, negated-us, no-country"
     assert f"{wanted}, has-country" in decision.warnings
+    assert "missing attribute 'email' read by rules: not-free" in decision.warnings
 
 
 def test_missing_operand_makes_arithmetic_false() -> None:

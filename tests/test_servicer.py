@@ -342,6 +342,9 @@ def test_qualify_keeps_a_bad_email_out_of_the_error(
     assert email.encode() not in sent
     assert b"dana" not in sent
     assert "dana" not in repr(logs)
+    assert [(e["event"], e["code"], e["field"]) for e in logs] == [
+        ("decision.refused", "INVALID_ARGUMENT", "attributes.email")
+    ]
 
 
 @pytest.mark.parametrize(

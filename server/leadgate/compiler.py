@@ -83,14 +83,19 @@ def _compile(source: RulesetSource) -> Program:
     scope = Scope.of(source)
     checks = Checks()
     parsed = [_compile_rule(rule, scope, checks) for rule in source.rules]
-    strata = stratify([deps for _, _, deps in parsed])
+    try:
+        strata = stratify([deps for _, _, deps in parsed])
+    except RulesetError as error:
+        lines = {rule.id: rule.line for rule in source.rules}
+        raise error.located(line=lines.get(error.rule_id, 0)) from None
     rules, definition, buckets = _definition(source, parsed, strata)
     _check_derived_tests(parsed)
     readers: dict[str, list[str]] = {}
     for rule in rules:
         for ref in rule.reads:
             if isinstance(ref, AttributeRef):
-                readers.setdefault(ref.spec.name, []).append(rule.spec.id)
+                name = source.schema.source_of(ref.spec.name)
+                readers.setdefault(name, []).append(rule.spec.id)
     return Program(
         source=source,
         rules=tuple(rules),

@@ -191,6 +191,8 @@ def _check_keys(mapping: LineDict, allowed: tuple[str, ...], what: str) -> None:
     for key in mapping:
         if key not in allowed:
             hint = did_you_mean(key, allowed)
+            if "(" in key or ")" in key:
+                hint = "a comma inside {...} ends a value: put the condition in quotes"
             raise _at(mapping, key, f"unknown key '{key}' in {what}", hint)
 
 

@@ -110,6 +110,12 @@ class Schema:
                 names[domain] = FactSpec(domain, FactType.KEYWORD)
         return names
 
+    def source_of(self, name: str) -> str:
+        """The attribute a caller sends for a readable name: email for email_domain."""
+        if name not in self.facts and name.endswith("_domain"):
+            return name.removesuffix("_domain")
+        return name
+
     def clean(
         self, attributes: Mapping[str, object]
     ) -> tuple[dict[str, Value], list[str]]:

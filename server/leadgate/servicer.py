@@ -66,7 +66,6 @@ def classify(error: Exception) -> CallFailedError:
         return CallFailedError(
             grpc.StatusCode.INTERNAL, "the rules engine failed on this lead"
         )
-    log.error("call.failed", exc_info=error)
     return CallFailedError(grpc.StatusCode.INTERNAL, "internal error")
 
 
@@ -97,6 +96,23 @@ def _abort(context: grpc.ServicerContext, failure: CallFailedError) -> None:
     context.abort_with_status(_Status(failure.code, failure.message, metadata))
 
 
+def _log_refusal(
+    request: pb.QualifyRequest, failure: CallFailedError, error: Exception
+) -> None:
+    """One event per refused lead, with ids and the field, never the values.
+
+    A failure nobody planned for is an error with its traceback, for whoever must
+    fix it; the caller never sees that.
+    """
+    lead_id = request.lead_id[:64]
+    if failure.code is grpc.StatusCode.INTERNAL:
+        log.error("call.failed", lead_id=lead_id, exc_info=error)
+        return
+    log.info(
+        "decision.refused", lead_id=lead_id, code=failure.code.name, field=failure.field
+    )
+
+
 class QualificationServicer(pb_grpc.QualificationServiceServicer):
     """Qualify and QualifyBatch: proto to domain, decide, domain to proto."""
 
@@ -110,7 +126,9 @@ class QualificationServicer(pb_grpc.QualificationServiceServicer):
         try:
             return self._decide(request, context)
         except Exception as error:
-            _abort(context, classify(error))
+            failure = classify(error)
+            _log_refusal(request, failure, error)
+            _abort(context, failure)
             raise  # abort raises; this line is never reached
 
     def QualifyBatch(  # noqa: N802
@@ -129,6 +147,7 @@ class QualificationServicer(pb_grpc.QualificationServiceServicer):
                 result.decision.CopyFrom(self._decide(item, context))
             except Exception as error:  # noqa: BLE001 - one lead's error stays in its slot
                 failure = classify(error)
+                _log_refusal(item, failure, error)
                 if failure.code is grpc.StatusCode.DEADLINE_EXCEEDED:
                     _abort(context, failure)
                 result.error.code = failure.code.value[0]
