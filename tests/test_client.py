@@ -351,3 +351,15 @@ def test_client_package_imports_nothing_from_leadgate() -> None:
 
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "when", ["2026-11-30T10:00:00", "2026-11-30", "yesterday", "2026-11-30 10:00"]
+)
+def test_to_request_explains_what_a_time_must_look_like(when: str) -> None:
+    """A time without a zone, or not a time at all, gets a message giving the form."""
+    with pytest.raises(
+        ValueError, match="needs an RFC 3339 time with a zone"
+    ) as caught:
+        to_request({"activities": [{"type": "chat", "occurred_at": when}]})
+    assert str(caught.value).startswith("activities[0].occurred_at: ")

@@ -233,6 +233,8 @@ def _json_value(field: FieldDescriptor, value: Any, path: str) -> Any:
     kind = field.message_type.full_name if field.message_type else ""
     if kind == _TIMESTAMP and isinstance(value, datetime.datetime):
         return _rfc3339(value, path)
+    if kind == _TIMESTAMP and isinstance(value, str):
+        return _checked_time(value, path)
     if kind == _STRUCT and not isinstance(value, Mapping):
         raise ValueError(f"{path}: expected a mapping, got {type(value).__name__}")
     if kind in _JSON_VALUES:
@@ -274,6 +276,19 @@ def _rfc3339(value: datetime.datetime, path: str) -> str:
     stamp = timestamp_pb2.Timestamp()
     stamp.FromDatetime(value)
     return stamp.ToJsonString()
+
+
+def _checked_time(text: str, path: str) -> str:
+    """Pass RFC 3339 text through, or say plainly what a time must look like."""
+    try:
+        parsed = datetime.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.utcoffset() is None or "T" not in text.upper():
+        raise ValueError(
+            f"{path}: needs an RFC 3339 time with a zone, such as 2026-12-01T10:00:00Z"
+        )
+    return _rfc3339(parsed, path)
 
 
 def _enum_name(enum: EnumDescriptor, value: str) -> str:
