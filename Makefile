@@ -1,7 +1,7 @@
 # One entry point for people and CI: `make serve` and `make test` set up what they need.
 # durable_rules needs CPython 3.12 or older; the first such interpreter found is used.
 PYTHON ?= $(shell for p in python3.12 python3.11 python3; do \
-	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))'; \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(not (3, 11) <= sys.version_info[:2] <= (3, 12))' 2>/dev/null; \
 	then command -v $$p; break; fi; done)
 VENV ?= .venv
 BIN := $(VENV)/bin
