@@ -108,6 +108,35 @@ def test_typed_text_compares_after_normalisation() -> None:
     assert fired(decision) == ["saas", "india", "domain"]
 
 
+@pytest.mark.parametrize(
+    ("condition", "attributes", "fires"),
+    [
+        ("revenue > -1", {"revenue": -0.5}, True),
+        ("revenue > -1", {"revenue": -5}, False),
+        ("revenue < -1", {"revenue": -5}, True),
+        ("employees > 1 - 3", {"employees": 0}, True),
+        ("employees * -1 < 0", {"employees": 3}, True),
+        ("-employees < -2", {"employees": 3}, True),
+        ("employees / 2 > 1", {"employees": 3}, True),
+        ("employees / 3 > 0.3", {"employees": 1}, True),
+        ("employees / 2 >= 2", {"employees": 3}, False),
+        ("employees * 100000 > 0", {"employees": 10**14}, True),
+        ("employees * employees > 0", {"employees": 10**14}, True),
+        ("revenue * 2 == 5", {"revenue": 2.5}, True),
+    ],
+)
+def test_typed_arithmetic_is_exact_decimal_maths(
+    condition: str, attributes: dict[str, object], fires: bool
+) -> None:
+    """Negative constants, real division and big products behave as on paper.
+
+    The engine on its own divides whole numbers as integers, overflows at 64 bits
+    and gets arithmetic on constants alone wrong.
+    """
+    with version_of(f"- id: maths\n  when: '{condition}'\n  then: {{stage: MQL}}") as v:
+        assert (v.decide(lead(attributes)).stage is Stage.MQL) is fires
+
+
 # 2. Missing means missing -------------------------------------------------------
 
 
@@ -334,6 +363,18 @@ def test_scores_add_in_decimal_and_cap_per_category() -> None:
     assert decision.stage is Stage.MQL
     uncapped = {s.category: s.uncapped for s in decision.scores}
     assert uncapped["fit"] == Decimal(65)
+
+
+def test_scores_negative_thresholds_see_negative_totals() -> None:
+    """A total of -20 is below -10, so `score.total < -10` fires and `> -10` does not."""
+    rules = """
+- {id: bad, when: student, then: {score: {fit: -20}}}
+- {id: low, when: score.total < -10, then: {disqualify: Too low}}
+- {id: high, when: score.total > -10, then: {stage: MQL}}
+"""
+    with version_of(rules) as v:
+        assert v.decide(lead({"student": True})).stage is Stage.DISQUALIFIED
+        assert v.decide(lead({"student": False})).stage is Stage.MQL
 
 
 # 7. Forward chaining --------------------------------------------------------------

@@ -49,6 +49,12 @@ COMPLEMENT = {"==": "!=", "!=": "==", "<": ">=", "<=": ">", ">": "<=", ">=": "<"
 ENGINE_OP = {"!=": "$neq", "<": "$lt", "<=": "$lte", ">": "$gt", ">=": "$gte"}
 ARITHMETIC = {"+": "$add", "-": "$sub", "*": "$mul", "/": "$div"}
 MAX_GROUPS = 16
+FOLD: dict[str, Callable[[Any, Any], Decimal]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+}
 MATCH_TIMEOUT = 0.05  # seconds one pattern may take on one value
 
 
@@ -206,12 +212,21 @@ class ConditionCompiler:
         raise RulesetError("a comparison needs values on both sides, not a condition")
 
     def _arithmetic(self, node: Node) -> Any:
+        """Arithmetic over facts; constant parts are folded here, exactly.
+
+        The engine gets arithmetic on constants alone wrong, so none reaches it.
+        """
         if isinstance(node, Negative):
-            return ("*", Literal(node.pos, Decimal(-1)), self._arithmetic(node.operand))
+            inner = self._arithmetic(node.operand)
+            if isinstance(inner, Literal) and isinstance(inner.value, Decimal):
+                return Literal(node.pos, -inner.value)
+            return ("*", Literal(node.pos, Decimal(-1)), inner)
         if isinstance(node, Arithmetic):
             left, right = self._arithmetic(node.left), self._arithmetic(node.right)
             if node.op == "/" and not (isinstance(right, Literal) and right.value != 0):
                 raise RulesetError("divide only by a non-zero number constant")
+            if isinstance(left, Literal) and isinstance(right, Literal):
+                return Literal(node.pos, FOLD[node.op](left.value, right.value))
             return (node.op, left, right)
         operand = self._operand(node, node)
         if _literal_kind(operand) not in (Kind.NUMBER, None) or (
@@ -402,7 +417,10 @@ def _expression(operand: Any) -> Any:
         op, left, right = operand
         return {ARITHMETIC[op]: {"$l": _expression(left), "$r": _expression(right)}}
     if isinstance(operand, Literal):
-        return operand.value
+        # A float keeps the engine's arithmetic in floating point: with two whole
+        # numbers it divides as integers and overflows at 64 bits.
+        value = operand.value
+        return float(value) if isinstance(value, Decimal) else value
     return {"$m": operand.key}
 
 

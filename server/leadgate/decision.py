@@ -124,13 +124,16 @@ def _facts(
 def _lead_value(
     program: Program, key: str, values: Mapping[str, Value], counts: Mapping[str, int]
 ) -> Value | None:
+    # Numbers reach the engine as floats (exact below 2**53, and the schema caps them at
+    # 10**15), so its arithmetic never divides as integers or overflows.
     if key.startswith("a_"):
-        return values.get(key[2:])
+        value = values.get(key[2:])
+        return float(value) if type(value) is int else value
     if key.startswith("x"):
         return program.checks[key](values)
     if key == "k0":
-        return 0
-    return counts[key]
+        return 0.0
+    return float(counts[key])
 
 
 def _missing(program: Program, values: Mapping[str, Value]) -> list[str]:
@@ -177,7 +180,7 @@ class _Evaluation:
         # The nearest float of an exact decimal equals the float of the same constant
         # in a rule, so `score.e == 0.9` still holds after nine 0.1 points.
         scores = {f"c_{c}": float(p) for c, p in capped.items()}
-        score = {"t": "score", "id": f"s{following}", "n": following, "k0": 0}
+        score = {"t": "score", "id": f"s{following}", "n": following, "k0": 0.0}
         score |= {"total": float(sum(capped.values(), Decimal(0))), **scores}
         return [score, {"t": "phase", "id": f"p{following}", "n": following}]
 

@@ -65,7 +65,11 @@ def encode_fact(fact: Fact) -> str:
 
 
 def _decimal(number: float | Decimal) -> str:
-    text = format(Decimal(repr(number)) if isinstance(number, float) else number, "f")
+    """Plain decimal text; a float keeps its point, so the engine computes in floats."""
+    if isinstance(number, float):
+        text = format(Decimal(repr(number)), "f")
+        return text if "." in text else text + ".0"
+    text = format(number, "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return text if text not in ("", "-0") else "0"
