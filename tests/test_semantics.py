@@ -366,7 +366,7 @@ def test_scores_add_in_decimal_and_cap_per_category() -> None:
 
 
 def test_scores_negative_thresholds_see_negative_totals() -> None:
-    """A total of -20 is below -10, so `score.total < -10` fires and `> -10` does not."""
+    """A total of -20 is below -10: `score.total < -10` fires, `> -10` does not."""
     rules = """
 - {id: bad, when: student, then: {score: {fit: -20}}}
 - {id: low, when: score.total < -10, then: {disqualify: Too low}}
