@@ -147,3 +147,57 @@ def test_loader_cycle_errors_give_the_rule_line() -> None:
     rules = "- id: greedy\n  when: score.total > 5\n  then: {score: {fit: 1}}"
     error = _error(ruleset_text(rules))
     assert (error.rule_id, error.line) == ("greedy", 16)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            ruleset_text(
+                "- id: deep\n  when: '"
+                + "(" * 3000
+                + "revenue > 1"
+                + ")" * 3000
+                + "'\n  then: {stage: MQL}"
+            ),
+            "nested more than 64 levels",
+        ),
+        (
+            ruleset_text(
+                "- id: nots\n  when: '" + "not " * 3000 + "student'\n"
+                "  then: {stage: MQL}"
+            ),
+            "nested more than 64 levels",
+        ),
+        (HEADER + "rules: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        (
+            ruleset_text(
+                "- {id: a, when: exists(revenue), then: {stage: MQL}}",
+                extra='description: "\\ud83d"\n',
+            ),
+            "not valid Unicode",
+        ),
+        (
+            HEADER + "anchors: &a [x, x]\nrules: *a\n",
+            "aliases (*name) are not allowed",
+        ),
+    ],
+)
+def test_loader_hostile_files_are_refused_not_crashed_on(
+    text: str, message: str
+) -> None:
+    """Deep nesting, lone surrogates and alias bombs are refused as rule errors."""
+    assert message in _error(text).message
+
+
+def test_loader_test_activity_before_year_one_is_refused() -> None:
+    """An age that reaches before the year 1 is an error in the test, not a crash."""
+    tests = """
+tests:
+  - name: ancient
+    as_of: "0001-01-01T00:00:00Z"
+    lead: {activities: [{type: chat, ago: 1d}]}
+    expect: {stage: LEAD}
+"""
+    text = ruleset_text("- {id: a, when: exists(revenue), then: {stage: MQL}}") + tests
+    assert "before the year 1" in _error(text).message

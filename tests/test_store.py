@@ -130,3 +130,23 @@ def test_store_identical_copy_of_a_version_is_harmless(tmp_path: pathlib.Path) -
     report = store.load()
     assert (report.activated, report.unchanged, report.errors) == (("kit@1.0",), 1, ())
     store.close()
+
+
+def test_store_versions_that_compare_equal_clash(tmp_path: pathlib.Path) -> None:
+    """2.0 and 2.00 are one version: the second file with other content is refused."""
+    store = _store(
+        tmp_path, {"a/kit.yaml": _ruleset("2.0"), "b/kit.yaml": _ruleset("2.00", "SQL")}
+    )
+    report = store.load()
+    assert report.activated == ("kit@2.0",)
+    assert "(as 2.0) with different content" in report.errors[0].message
+    store.close()
+
+
+def test_store_skips_what_is_not_a_regular_file(tmp_path: pathlib.Path) -> None:
+    """A named pipe or a folder called x.yaml is passed over; loading never blocks."""
+    store = _store(tmp_path, {"kit.yaml": _ruleset("1.0")})
+    os.mkfifo(tmp_path / "pipe.yaml")
+    (tmp_path / "folder.yaml").mkdir()
+    assert store.load().activated == ("kit@1.0",)
+    store.close()

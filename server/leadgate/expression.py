@@ -12,6 +12,7 @@ from leadgate.errors import RulesetError
 UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
 UNITS["w"] = timedelta(weeks=1)
 KEYWORDS = frozenset({"and", "or", "not", "in", "matches", "true", "false"})
+MAX_DEPTH = 64
 COMPARISONS = frozenset({"==", "!=", "<", "<=", ">", ">="})
 TOKEN = re.compile(
     r"""
@@ -146,6 +147,13 @@ class _Parser:
         self.text = text
         self.tokens = tokenize(text)
         self.index = 0
+        self.depth = 0
+
+    def nest(self) -> None:
+        """Count one more level of nesting; refuse conditions nested absurdly deep."""
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"condition nested more than {MAX_DEPTH} levels deep")
 
     @property
     def token(self) -> Token:
@@ -192,6 +200,7 @@ class _Parser:
     def negation(self) -> Node:
         if self.at("not"):
             pos = self.advance().pos
+            self.nest()
             return Not(pos, self.negation())
         return self.comparison()
 
@@ -248,6 +257,7 @@ class _Parser:
     def unary(self) -> Node:
         if self.at("-"):
             pos = self.advance().pos
+            self.nest()
             return Negative(pos, self.unary())
         return self.atom()
 
@@ -261,6 +271,7 @@ class _Parser:
             return Literal(token.pos, _unquote(token.text))
         if self.at("("):
             self.advance()
+            self.nest()
             node = self.logic("or")
             self.expect(")")
             return node

@@ -91,11 +91,14 @@ def _read(path: pathlib.Path) -> str:
 
 
 def _content_hash(document: Mapping[str, Any], tests: Mapping[str, Any] | None) -> str:
-    canonical = orjson.dumps(
-        {"ruleset": document, "tests": tests},
-        option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
-        default=str,
-    )
+    try:
+        canonical = orjson.dumps(
+            {"ruleset": document, "tests": tests},
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+            default=str,
+        )
+    except orjson.JSONEncodeError:
+        raise RulesetError("the file holds text that is not valid Unicode") from None
     return hashlib.sha256(canonical).hexdigest()
 
 

@@ -80,9 +80,10 @@ class RulesStore:
                 try:
                     outcome = self._load_path(path)
                 except RulesetError as error:
-                    errors.append(error.located(path=str(path)))
+                    located = error.located(path=str(path))
+                    errors.append(located)
                     log.warning(
-                        "ruleset.rejected", path=str(path), error=error.describe()
+                        "ruleset.rejected", path=str(path), error=located.describe()
                     )
                     continue
                 if outcome is None:
@@ -101,7 +102,15 @@ class RulesStore:
             )
 
     def _load_path(self, path: pathlib.Path) -> tuple[str, list[str]] | None:
-        source = load_file(path)
+        try:
+            source = load_file(path)
+        except RulesetError:
+            raise
+        except Exception as error:  # one unreadable file must not stop the others
+            log.exception("ruleset.unreadable", path=str(path))
+            raise RulesetError(
+                f"cannot read this file ({type(error).__name__})"
+            ) from None
         before = self._by_path.get(str(path))
         if before is not None and before.source.content_hash == source.content_hash:
             return None
@@ -131,9 +140,9 @@ class RulesStore:
         copy adds nothing.
         """
         for other_path, other in self._by_path.items():
-            same = (other.source.name, other.source.version) == (
+            same = (other.source.name, other.source.version_key) == (
                 source.name,
-                source.version,
+                source.version_key,
             )
             if not same or other_path == path:
                 continue
@@ -141,7 +150,8 @@ class RulesStore:
                 return True
             raise RulesetError(
                 f"{source.name} {source.version} is already loaded from "
-                f"{other_path} with different content; raise the version"
+                f"{other_path} (as {other.source.version}) with different content; "
+                "raise the version"
             )
         return False
 

@@ -75,7 +75,10 @@ def _test_activity(item: object, as_of: datetime, lead: LineDict) -> ActivityRec
         )
     check_keys(item, ("type", "ago", "occurred_at", "id"), "an activity")
     if "ago" in item:
-        at = as_of - parse_age(str(item["ago"]))
+        try:
+            at = as_of - parse_age(str(item["ago"]))
+        except OverflowError:
+            raise error_at(item, "ago", "that age reaches before the year 1") from None
     else:
         at = _timestamp(item.get("occurred_at"))
     return ActivityRecord(str(item.get("type") or ""), at, str(item.get("id") or ""))

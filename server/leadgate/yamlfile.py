@@ -20,7 +20,18 @@ class LineDict(dict[str, Any]):
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML where only true/false are booleans (so `NO` stays Norway)."""
+    """Safe YAML where only true/false are booleans (so `NO` stays Norway).
+
+    Aliases (`*name`) are refused: a few hundred bytes of nested aliases expand to
+    gigabytes, and rules files have no need of them.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            line = event.start_mark.line + 1
+            raise RulesetError("YAML aliases (*name) are not allowed here", line=line)
+        return super().compose_node(parent, index)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -64,6 +75,8 @@ def parse_yaml(text: str, path: str) -> LineDict:
         line = mark.line + 1 if mark is not None else 0
         problem = getattr(error, "problem", None) or str(error)
         raise RulesetError(f"not valid YAML: {problem}", path=path, line=line) from None
+    except RecursionError:
+        raise RulesetError("YAML nested too deeply", path=path) from None
     if not isinstance(document, LineDict):
         raise RulesetError("a rules file must be a YAML mapping", path=path, line=1)
     return document
