@@ -62,6 +62,12 @@ def test_typed_numeric_text_never_compares_as_text() -> None:
         ({"student": "maybe"}, "attributes.student"),
         ({"title": {"nested": "object"}}, "attributes.title"),
         ({"title": "x" * 5000}, "attributes.title"),
+        ({"employees": "①"}, "attributes.employees"),
+        ({"employees": "³+"}, "attributes.employees"),
+        ({"employees": "9" * 5000}, "attributes.employees"),
+        ({"revenue": "٣"}, "attributes.revenue"),
+        ({"email": "ana@gmail.com\u200b"}, "attributes.email"),
+        ({"email": "ana@gmail.com\x00"}, "attributes.email"),
     ],
 )
 def test_typed_bad_values_are_refused_naming_the_field(
@@ -135,6 +141,17 @@ def test_typed_arithmetic_is_exact_decimal_maths(
     """
     with version_of(f"- id: maths\n  when: '{condition}'\n  then: {{stage: MQL}}") as v:
         assert (v.decide(lead(attributes)).stage is Stage.MQL) is fires
+
+
+@pytest.mark.parametrize(
+    "email",
+    ["ana@gmail.com.", "ana@ＧＭＡＩＬ.com", "ANA@Gmail.Com", " ana@gmail.com "],
+)
+def test_typed_email_domain_has_one_form_for_lists(email: str) -> None:
+    """Trailing dots, full-width letters and case cannot slip past a domain list."""
+    rule = "- {id: free, when: email_domain in free_mail, then: {disqualify: Free}}"
+    with version_of(rule) as v:
+        assert v.decide(lead({"email": email})).stage is Stage.DISQUALIFIED
 
 
 # 2. Missing means missing -------------------------------------------------------
@@ -322,6 +339,17 @@ def test_activities_types_match_whatever_their_case_and_spacing() -> None:
         decision = v.decide(lead({}, acts))
     assert fired(decision) == ["week"]
     assert "undeclared activity type 'teleport' ignored" in decision.warnings
+
+
+def test_activities_and_attributes_unknown_by_the_thousand_stay_short() -> None:
+    """Ten unknown names are listed, the rest counted, so a decision stays small."""
+    attributes = {f"extra_{i}": 1 for i in range(200)}
+    acts = [activity(f"kind_{i}", 1) for i in range(5000)]
+    with version_of(WINDOW_RULES) as v:
+        warnings = v.decide(lead(attributes, acts)).warnings
+    assert len([w for w in warnings if "unknown attribute" in w]) == 11
+    assert "190 more unknown attributes ignored" in warnings
+    assert "4990 more undeclared activity types ignored" in warnings
 
 
 def test_activities_retried_request_gives_the_same_decision() -> None:

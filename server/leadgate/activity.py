@@ -15,6 +15,7 @@ SEPARATORS = re.compile(r"[\s\-]+")
 AGE = re.compile(r"(\d{1,6})([mhdw])")
 UNIT = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 MAX_ACTIVITIES = 10_000
+NAMED = 10  # undeclared types listed one by one in warnings; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ def _warnings(future: int, unknown: set[str]) -> tuple[str, ...]:
     warnings = []
     if future:
         warnings.append(f"{future} activities after as_of ignored")
-    for name in sorted(unknown):
+    names = sorted(unknown)
+    for name in names[:NAMED]:
         warnings.append(f"undeclared activity type '{name}' ignored")
+    if len(names) > NAMED:
+        warnings.append(f"{len(names) - NAMED} more undeclared activity types ignored")
     return tuple(warnings)

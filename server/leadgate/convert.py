@@ -9,7 +9,8 @@ from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
-from leadgate.decision import Decision, LeadInput
+from leadgate.activity import MAX_ACTIVITIES
+from leadgate.decision import MAX_ATTRIBUTES, Decision, LeadInput
 from leadgate.errors import LeadInputError, RulesetError
 from leadgate.ruleset import ActivityRecord, Stage
 from leadgate.version import LoadedVersion
@@ -30,6 +31,11 @@ def lead_from_proto(request: pb.QualifyRequest, now: datetime) -> LeadInput:
     """Read a request into a LeadInput, raising LeadInputError naming the field."""
     if len(request.lead_id) > MAX_LEAD_ID:
         raise LeadInputError("lead_id", f"longer than {MAX_LEAD_ID} characters")
+    # Counted before anything is converted, so an oversized lead costs next to nothing.
+    if len(request.attributes.fields) > MAX_ATTRIBUTES:
+        raise LeadInputError("attributes", f"more than {MAX_ATTRIBUTES} attributes")
+    if len(request.activities) > MAX_ACTIVITIES:
+        raise LeadInputError("activities", f"more than {MAX_ACTIVITIES} activities")
     attributes = {
         name: _plain(value) for name, value in request.attributes.fields.items()
     }

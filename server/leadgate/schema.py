@@ -18,8 +18,12 @@ from leadgate.errors import LeadInputError
 Value = str | int | float | bool
 MAX_TEXT = 4096
 MAX_MAGNITUDE = 10**15
-NUMERIC = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)")
-RANGE = re.compile(r"(\d+)\s*(?:-|–|to)\s*(\d+)")
+# ASCII digits only: "²" and "①" count as digits to str.isdigit but not to int().
+NUMERIC = re.compile(r"[+-]?([0-9]{1,16}(\.[0-9]{0,16})?|\.[0-9]{1,16})")
+WHOLE = re.compile(r"[0-9]{1,16}")
+RANGE = re.compile(r"([0-9]{1,16})\s*(?:-|–|to)\s*([0-9]{1,16})")
+NAMED = 10  # unknown names listed one by one in warnings; the rest are counted
+HIDDEN = frozenset({"Cc", "Cf", "Co", "Cs", "Zl", "Zp"})
 TRUE_WORDS = frozenset({"true", "yes", "y", "1"})
 FALSE_WORDS = frozenset({"false", "no", "n", "0"})
 
@@ -129,7 +133,9 @@ class Schema:
             values[name] = value
             if spec.type is FactType.EMAIL:
                 values[f"{name}_domain"] = str(value).rsplit("@", 1)[1]
-        warnings = [f"unknown attribute '{_short(k)}' ignored" for k in unknown]
+        warnings = [f"unknown attribute '{_short(k)}' ignored" for k in unknown[:NAMED]]
+        if len(unknown) > NAMED:
+            warnings.append(f"{len(unknown) - NAMED} more unknown attributes ignored")
         return values, warnings
 
 
@@ -151,14 +157,23 @@ def _text(value: object, field: str, spec: FactSpec) -> str | None:
 
 
 def _email(value: object, field: str, spec: FactSpec) -> str | None:
+    """An address with its domain in the one form lists compare against.
+
+    The domain is NFKC-normalised (full-width letters become ASCII) and loses a
+    trailing dot; invisible and control characters are refused, so that neither can
+    slip a personal mailbox past a list of domains.
+    """
     text = _string(value, field)
     if text is None:
         return None
+    if any(c.isspace() or unicodedata.category(c) in HIDDEN for c in text):
+        raise LeadInputError(
+            field, "an e-mail address cannot hold spaces or invisible characters"
+        )
     local, at, domain = text.lower().rpartition("@")
+    domain = unicodedata.normalize("NFKC", domain).casefold().removesuffix(".")
     if not at or not local or "@" in local or "." not in domain.strip("."):
         raise LeadInputError(field, "not an e-mail address (need name@domain.tld)")
-    if any(c.isspace() for c in text):
-        raise LeadInputError(field, "an e-mail address cannot hold white space")
     return f"{local}@{domain}"
 
 
@@ -221,9 +236,9 @@ def _count_label(label: str, field: str, bound: RangeBound) -> int | None:
     text = re.sub(r"(?<=\d)[,_ ](?=\d{3})", "", label.strip())
     if not text:
         return None
-    if text.isdigit():
+    if WHOLE.fullmatch(text):
         return _bounded_count(int(text), field)
-    if text.endswith("+") and text[:-1].strip().isdigit():
+    if text.endswith("+") and WHOLE.fullmatch(text[:-1].strip()):
         return _bounded_count(int(text[:-1]), field)
     match = RANGE.fullmatch(text)
     if not match:
