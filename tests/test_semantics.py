@@ -8,6 +8,7 @@ from datetime import timedelta, timezone
 from decimal import Decimal
 
 import pytest
+import yaml
 from rulekit import AS_OF, activity, fired, lead, ruleset_text, scores, version_of
 
 from leadgate.engine import FiringLimitError
@@ -434,6 +435,36 @@ def test_chaining_derives_to_any_depth_regardless_of_order() -> None:
         ("level3", True),
         ("level4", True),
     ]
+
+
+@pytest.mark.parametrize(
+    "value", ["back\\slash", "tab\there", "nul\u0000", "\\u0041", "Ünïcødé"]
+)
+def test_chaining_derived_text_matches_whatever_it_holds(value: str) -> None:
+    """Derived text with backslashes, control or non-ASCII characters still matches."""
+    rules = [
+        {"id": "set", "when": "exists(revenue)", "then": {"derive": {"p": value}}},
+        {
+            "id": "get",
+            "when": f'p == "{value}" and p in ["{value}", other]',
+            "then": {"stage": "SQL"},
+        },
+    ]
+    with version_of(yaml.safe_dump(rules)) as v:
+        decision = v.decide(lead({"revenue": 1}))
+    assert fired(decision) == ["set", "get"]
+    assert decision.derived[0].value == value.casefold()
+
+
+def test_chaining_one_derived_fact_meets_two_tests_of_a_rule() -> None:
+    """`band > 1 and band < 5` holds for one derived band of 3."""
+    rules = """
+- {id: set, when: exists(revenue), then: {derive: {band: 3}}}
+- {id: mid, when: band > 1 and band < 5, then: {stage: MQL}}
+- {id: high, when: band > 1 and band > 4, then: {stage: SQL}}
+"""
+    with version_of(rules) as v:
+        assert fired(v.decide(lead({"revenue": 1}))) == ["set", "mid"]
 
 
 def test_chaining_rule_fires_once_per_lead_however_it_matches() -> None:

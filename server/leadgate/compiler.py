@@ -174,9 +174,15 @@ def _definition(
 
 
 def _rule_definition(patterns: list[list[Json]]) -> Json:
+    """One engine rule; `dist: 0` lets one derived fact meet two tests of a rule.
+
+    By default the engine wants a distinct fact for each pattern, so `p > 1 and
+    p < 5` on one derived fact would never match.
+    """
     if len(patterns) == 1:
-        return {"all": patterns[0]}
-    return {"any": [{f"g{i}$all": group} for i, group in enumerate(patterns)]}
+        return {"all": patterns[0], "dist": 0}
+    groups = [{f"g{i}$all": group} for i, group in enumerate(patterns)]
+    return {"any": groups, "dist": 0}
 
 
 def _patterns(group: Group, bucket: int, stratum: int, keys: set[str]) -> list[Json]:

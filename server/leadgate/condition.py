@@ -40,6 +40,7 @@ from leadgate.scope import (
     Scope,
     ScoreRef,
     constant_for,
+    engine_value,
 )
 
 Json = dict[str, Any]
@@ -245,7 +246,7 @@ class ConditionCompiler:
         if isinstance(left, DerivedRef):
             if not isinstance(right, Literal):
                 raise RulesetError("compare a derived fact with a constant")
-            value = constant_for(left, right)
+            value = engine_value(constant_for(left, right))
             test = {"value": value} if op == "==" else {"$neq": {"value": value}}
             return Group(derived=[DerivedTest(left.name, test, negate)])
         if not isinstance(left, AttributeRef) or isinstance(right, DerivedRef):
@@ -298,7 +299,7 @@ class ConditionCompiler:
             left, right, op = right, left, FLIP[op]
         if not isinstance(left, DerivedRef) or not isinstance(right, Literal):
             raise RulesetError("compare a derived fact with a constant")
-        value = constant_for(left, right)
+        value = engine_value(constant_for(left, right))
         return Group(
             derived=[DerivedTest(left.name, _engine_test(op, "value", value), negate)]
         )
@@ -314,7 +315,7 @@ class ConditionCompiler:
             items = tuple(_as_value(item.value) for item in node.items)
         constants = frozenset(constant_for(ref, item) for item in items)
         if isinstance(ref, DerivedRef):
-            ordered = sorted(constants, key=repr)
+            ordered = sorted((engine_value(c) for c in constants), key=repr)
             if node.negated:
                 test: Json = {"$and": [{"$neq": {"value": c}} for c in ordered]}
             else:

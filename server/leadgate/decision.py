@@ -15,7 +15,14 @@ from leadgate.engine import EngineRuleset, Fact
 from leadgate.errors import LeadInputError
 from leadgate.ruleset import ActivityRecord, Stage
 from leadgate.schema import Value
-from leadgate.scope import AttributeRef, CountRef, DerivedRef, Ref, ScoreRef
+from leadgate.scope import (
+    AttributeRef,
+    CountRef,
+    DerivedRef,
+    Ref,
+    ScoreRef,
+    engine_value,
+)
 
 MAX_ATTRIBUTES = 256
 Matched = Value | list[Value] | None
@@ -212,7 +219,12 @@ class _Evaluation:
                 self.derived[(name, value)] = rule.spec.id
                 index = len(self.derived)
                 facts.append(
-                    {"t": "derived", "id": f"d{index}", "name": name, "value": value}
+                    {
+                        "t": "derived",
+                        "id": f"d{index}",
+                        "name": name,
+                        "value": engine_value(value),
+                    }
                 )
         return facts
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -144,6 +145,19 @@ class Scope:
             hint = did_you_mean(name.name, self.source.lists)
             raise RulesetError(f"unknown list '{name.name}'", suggestion=hint)
         return self.source.lists[name.name]
+
+
+def engine_value(value: Value) -> Value:
+    """A derived value as the engine holds it: text as a digest, numbers as floats.
+
+    The engine's own string handling mismatches escaped characters (a backslash, a
+    tab), so text never reaches it: equal texts give equal digests.
+    """
+    if isinstance(value, str):
+        return "v" + hashlib.blake2b(value.encode(), digest_size=12).hexdigest()
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
 
 
 def kind_of(value: Value | Decimal) -> Kind:
