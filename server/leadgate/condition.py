@@ -8,7 +8,6 @@ matched by the engine itself, which also does the chaining.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -363,22 +362,16 @@ def _search(pattern: regex.Pattern[str], text: str, field: str) -> bool:
 
 
 def _compile_pattern(text: str, *, folded: bool) -> regex.Pattern[str]:
+    """Compile with re's syntax; on a case-folded fact, match without regard to case.
+
+    The value was case-folded, so `VP|Chief` or `[A-Z]+` could otherwise never match
+    it; full case folding also lets `ß` match the `ss` that folding made of it.
+    """
+    flags = regex.IGNORECASE | regex.FULLCASE if folded else 0
     try:
-        pattern = regex.compile(text)
+        return regex.compile(text, flags)
     except regex.error as error:
         raise RulesetError(f"invalid regular expression {text!r}: {error}") from None
-    if folded and not pattern.flags & regex.IGNORECASE and _has_capitals(text):
-        raise RulesetError(
-            f"pattern {text!r} has capital letters but the value is case-folded, "
-            "so it can never match",
-            suggestion="write the pattern in lower case",
-        )
-    return pattern
-
-
-def _has_capitals(text: str) -> bool:
-    stripped = re.sub(r"\\[A-Za-z]|\[\^?[^\]]*\]|\(\?P?<[^>]*>", "", text)
-    return any(c.isupper() for c in stripped)
 
 
 def _as_value(value: object) -> Value:
