@@ -22,7 +22,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from leadgate.app import Running
+from leadgate.app import Config, Running, create_server
+from leadgate.errors import OperatorError
 from leadgate_client import LeadgateClient, LeadgateError, to_request
 from leadgate_client.v1 import qualification_pb2 as pb
 from leadgate_client.v1 import qualification_pb2_grpc as pb_grpc
@@ -462,3 +463,11 @@ def test_serve_refuses_a_missing_rules_directory(tmp_path: pathlib.Path) -> None
 
     assert done.returncode == 1
     assert done.stderr.strip() == f"leadgate: rules directory {missing} does not exist"
+
+
+@pytest.mark.parametrize("address", ["taken", "127.0.0.1:99999"])
+def test_server_refuses_a_port_it_cannot_own(running: Running, address: str) -> None:
+    """A port in use or out of range is an operator error, not a silent share."""
+    target = f"127.0.0.1:{running.port}" if address == "taken" else address
+    with pytest.raises(OperatorError, match=r"cannot listen|port must be"):
+        create_server(Config(address=target), running.store)

@@ -73,14 +73,18 @@ class AbortedError(Exception):
 class FakeContext:
     """Just enough of grpc.ServicerContext to record how a call ended."""
 
-    def __init__(self, remaining: float | None = 30.0) -> None:
+    def __init__(self, remaining: float | None = 30.0, active: bool = True) -> None:
         self.remaining = remaining
+        self.active = active
         self.code: grpc.StatusCode | None = None
         self.details = ""
         self.trailing: tuple[tuple[str, str | bytes], ...] = ()
 
     def time_remaining(self) -> float | None:
         return self.remaining
+
+    def is_active(self) -> bool:
+        return self.active
 
     def set_trailing_metadata(
         self, metadata: Sequence[tuple[str, str | bytes]]
@@ -576,3 +580,16 @@ def test_list_rulesets_hash_matches_the_decisions(store: RulesStore) -> None:
     decision = qualify(store, request_for(LEAD))
 
     assert listing.rulesets[0].versions[0].content_hash == decision.content_hash
+
+
+def test_qualify_batch_stops_when_the_caller_cancels(store: RulesStore) -> None:
+    """A batch whose caller went away stops with CANCELLED instead of deciding on."""
+    servicer = QualificationServicer(store)
+    context = FakeContext(active=False)
+    batch = pb.QualifyBatchRequest(requests=[request_for(LEAD)] * 3)
+
+    with structlog.testing.capture_logs() as logs, pytest.raises(AbortedError):
+        servicer.QualifyBatch(batch, context)  # type: ignore[arg-type]
+
+    assert context.code is grpc.StatusCode.CANCELLED
+    assert [event["event"] for event in logs] == []

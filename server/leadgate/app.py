@@ -63,9 +63,12 @@ class Running:
 
 def create_server(config: Config, store: RulesStore) -> Running:
     """Build and start a server for the store; returns it with the port it bound."""
+    _check_port(config.address)
     options = [
         ("grpc.max_receive_message_length", config.max_message_bytes),
         ("grpc.max_send_message_length", config.max_message_bytes),
+        # Without this a second server on a busy port starts and steals connections.
+        ("grpc.so_reuseport", 0),
     ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers), options=options
@@ -78,13 +81,24 @@ def create_server(config: Config, store: RulesStore) -> Running:
     health_pb2_grpc.add_HealthServicer_to_server(checker, server)
     names = (*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(names, server)
-    port = server.add_insecure_port(config.address)
+    try:
+        port = server.add_insecure_port(config.address)
+    except RuntimeError:
+        port = 0
     if port == 0:
+        server.stop(None)
         raise OperatorError(f"cannot listen on {config.address}")
     server.start()
     for name in ("", *SERVICES):
         checker.set(name, health_pb2.HealthCheckResponse.SERVING)
     return Running(server, port, checker, store)
+
+
+def _check_port(address: str) -> None:
+    """Refuse a port out of range, which gRPC would otherwise wrap round silently."""
+    port = address.rpartition(":")[2]
+    if not port.isascii() or not port.isdigit() or int(port) > 65535:
+        raise OperatorError(f"{address}: the port must be a number from 0 to 65535")
 
 
 def open_store(config: Config) -> RulesStore:

@@ -29,6 +29,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+def _positive(text: str) -> int:
+    """An argument that must be a whole number of at least 1."""
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number of at least 1: {text}"
+        )
+    return int(text)
+
+
 def _env(name: str, default: str) -> str:
     return os.environ.get(f"LEADGATE_{name}", default)
 
@@ -77,8 +86,8 @@ def _serve_parser(
     )
     serve.add_argument(
         "--workers",
-        type=int,
-        default=int(_env("WORKERS", "4")),
+        type=_positive,
+        default=_env("WORKERS", "4"),
         help="request threads (default %(default)s)",
     )
     serve.add_argument(

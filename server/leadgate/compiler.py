@@ -60,6 +60,11 @@ class Program:
     categories: frozenset[str]
     attribute_readers: Mapping[str, tuple[str, ...]]
 
+    def rule_id(self, engine_name: str) -> str:
+        """The rule id behind an engine rule name, for messages."""
+        rule = self.by_engine_name.get(engine_name)
+        return rule.spec.id if rule else f"(end of stratum {engine_name[7:]})"
+
     def smoke_facts(self) -> list[dict[str, Any]]:
         """Facts for a bare evaluation, used to try a definition before it serves."""
         facts: list[dict[str, Any]] = [{"t": "phase", "id": "p0", "n": 0}]

@@ -11,8 +11,8 @@ from typing import Any
 
 from leadgate.activity import Activities, clean_activities
 from leadgate.compiler import CompiledRule, Program
-from leadgate.engine import EngineRuleset, Fact
-from leadgate.errors import LeadInputError
+from leadgate.engine import EngineRuleset, Fact, FiringLimitError
+from leadgate.errors import LeadInputError, RuleDefectError
 from leadgate.ruleset import ActivityRecord, Stage
 from leadgate.schema import Value
 from leadgate.scope import (
@@ -99,9 +99,11 @@ def decide(
     counts = {ref.key: _count(activities, ref) for ref in program.counts}
     evaluation = _Evaluation(program, values, counts)
 
-    engine.evaluate(
-        _facts(program, values, counts), evaluation.fire, max_firings=max_firings
-    )
+    facts = _facts(program, values, counts)
+    try:
+        engine.evaluate(facts, evaluation.fire, max_firings=max_firings)
+    except FiringLimitError as error:
+        raise RuleDefectError(error.describe(program.rule_id)) from None
 
     warnings += list(activities.warnings) + _missing(program, values)
     return evaluation.decision(lead, tuple(warnings))

@@ -35,6 +35,18 @@ Fire = Callable[[str], Sequence[Fact]]
 class FiringLimitError(RuleDefectError):
     """The rules kept firing past the limit; names the rules that fired most."""
 
+    def __init__(self, fired: Counter[str], limit: int) -> None:
+        self.fired = fired
+        self.limit = limit
+        super().__init__(self.describe(lambda rule: rule))
+
+    def describe(self, name_of: Callable[[str], str]) -> str:
+        """The message, with each engine rule named as name_of says."""
+        busiest = ", ".join(
+            f"{name_of(rule)} ({n}x)" for rule, n in self.fired.most_common(5)
+        )
+        return f"rules fired more than {self.limit} times: {busiest}"
+
 
 def encode(value: Any) -> str:
     """Write JSON the C core reads: plain decimals, never exponents."""
@@ -128,7 +140,7 @@ class EngineRuleset:
             fired[rule] += 1
             try:
                 if fired.total() > max_firings:
-                    raise _limit(fired, max_firings)
+                    raise FiringLimitError(fired, max_firings)
                 for fact in fire(rule):
                     self._assert(fact)
             except BaseException:
@@ -141,11 +153,6 @@ class EngineRuleset:
     def _delete_session(self) -> None:
         with contextlib.suppress(dre.error):  # no session: nothing was asserted
             dre.delete_state(self._handle, SESSION)
-
-
-def _limit(fired: Counter[str], limit: int) -> FiringLimitError:
-    busiest = ", ".join(f"{rule} ({n}x)" for rule, n in fired.most_common(5))
-    return FiringLimitError(f"rules fired more than {limit} times: {busiest}")
 
 
 def check_isolated(

@@ -142,6 +142,13 @@ class QualificationServicer(pb_grpc.QualificationServiceServicer):
             _abort(context, failure)
         response = pb.QualifyBatchResponse()
         for item in request.requests:
+            if not context.is_active():  # the caller cancelled or went away
+                _abort(
+                    context,
+                    CallFailedError(
+                        grpc.StatusCode.CANCELLED, "the call was cancelled"
+                    ),
+                )
             result = response.results.add()
             try:
                 result.decision.CopyFrom(self._decide(item, context))
