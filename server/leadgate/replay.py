@@ -9,6 +9,7 @@ import pathlib
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, NamedTuple
 
 import grpc
@@ -154,14 +155,22 @@ def replay(
         disable=not progress,
         file=sys.stderr,
     )
-    with meter, LeadgateClient(target, timeout=timeout) as client:
-        read = 0
+    # One batch is in flight while the next is read and converted, so the reading
+    # and the server's deciding overlap; the tally is only touched by the sender.
+    sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay-send")
+    with meter, sender, LeadgateClient(target, timeout=timeout) as client:
+        read, in_flight = 0, None
         for chunk, consumed in _chunks(path, batch_size):
             _override(chunk, ruleset, version)
-            _send(client, chunk, tally)
+            if in_flight is not None:
+                in_flight.result()
+            in_flight = sender.submit(_send, client, chunk, tally)
             meter.update(consumed - read)
             meter.set_postfix(leads=tally.error_count + tally.decided, refresh=False)
             read = consumed
+        if in_flight is not None:
+            in_flight.result()
+        meter.set_postfix(leads=tally.error_count + tally.decided)
 
     return tally.report(time.perf_counter() - started)
 
