@@ -87,25 +87,33 @@ def _prior_stage(number: int) -> Stage | None:
 
 
 def decision_to_proto(
-    decision: Decision, *, full: bool, service: str, engine: str
+    decision: Decision,
+    *,
+    full: bool,
+    service: str,
+    engine: str,
+    into: pb.Decision | None = None,
 ) -> pb.Decision:
-    """Write a decision as the API's message; `full` adds fired rules and facts."""
-    message = pb.Decision(
-        lead_id=decision.lead_id,
-        stage=STAGE_TO_PROTO[decision.stage],
-        computed_stage=STAGE_TO_PROTO[decision.computed_stage],
-        owner=decision.owner,
-        total_score=float(decision.total),
-        total_score_exact=_exact(decision.total),
-        reasons=list(decision.reasons),
-        warnings=list(decision.warnings),
-        ruleset=decision.ruleset,
-        version=decision.version,
-        content_hash=decision.content_hash,
-        decision_id=decision.decision_id,
-        service_version=service,
-        engine_version=engine,
-    )
+    """Write a decision as the API's message; `full` adds fired rules and facts.
+
+    With `into`, the decision is written into that (empty) message, such as a slot
+    of a batch response, rather than copied there afterwards.
+    """
+    message = pb.Decision() if into is None else into
+    message.lead_id = decision.lead_id
+    message.stage = STAGE_TO_PROTO[decision.stage]
+    message.computed_stage = STAGE_TO_PROTO[decision.computed_stage]
+    message.owner = decision.owner
+    message.total_score = float(decision.total)
+    message.total_score_exact = _exact(decision.total)
+    message.reasons.extend(decision.reasons)
+    message.warnings.extend(decision.warnings)
+    message.ruleset = decision.ruleset
+    message.version = decision.version
+    message.content_hash = decision.content_hash
+    message.decision_id = decision.decision_id
+    message.service_version = service
+    message.engine_version = engine
     message.as_of.FromDatetime(decision.as_of)
     for score in decision.scores:
         message.scores.add(

@@ -151,7 +151,7 @@ class QualificationServicer(pb_grpc.QualificationServiceServicer):
                 )
             result = response.results.add()
             try:
-                result.decision.CopyFrom(self._decide(item, context))
+                self._decide(item, context, into=result.decision)
             except Exception as error:  # noqa: BLE001 - one lead's error stays in its slot
                 failure = classify(error)
                 _log_refusal(item, failure, error)
@@ -163,7 +163,10 @@ class QualificationServicer(pb_grpc.QualificationServiceServicer):
         return response
 
     def _decide(
-        self, request: pb.QualifyRequest, context: grpc.ServicerContext
+        self,
+        request: pb.QualifyRequest,
+        context: grpc.ServicerContext,
+        into: pb.Decision | None = None,
     ) -> pb.Decision:
         remaining = context.time_remaining()
         if remaining is not None and remaining <= 0:
@@ -176,7 +179,7 @@ class QualificationServicer(pb_grpc.QualificationServiceServicer):
             decision = version.decide(lead)
         full = request.explain != pb.EXPLAIN_LEVEL_SUMMARY
         message = decision_to_proto(
-            decision, full=full, service=__version__, engine=ENGINE_VERSION
+            decision, full=full, service=__version__, engine=ENGINE_VERSION, into=into
         )
         log.info(
             "decision",
