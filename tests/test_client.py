@@ -12,6 +12,7 @@ from typing import Any
 
 import grpc
 import pytest
+from fakeserver import serving
 from google.protobuf import struct_pb2
 
 from leadgate_client import (
@@ -106,14 +107,9 @@ def servicer() -> FakeQualification:
 @pytest.fixture
 def target(servicer: FakeQualification) -> Iterator[str]:
     """Serve the fakes on a free local port and return its address."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-    qualification_pb2_grpc.add_QualificationServiceServicer_to_server(servicer, server)
-    ruleset_pb2_grpc.add_RulesetServiceServicer_to_server(FakeRulesets(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"127.0.0.1:{port}"
-    servicer.release.set()
-    server.stop(grace=None).wait()
+    with serving(servicer, FakeRulesets()) as address:
+        yield address
+        servicer.release.set()
 
 
 @pytest.fixture

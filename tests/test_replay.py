@@ -10,6 +10,7 @@ from typing import Any
 
 import grpc
 import pytest
+from fakeserver import serving
 
 from leadgate.replay import ReplayError, ReplayReport, RulesetSeen, StageCount, replay
 from leadgate_client.v1 import qualification_pb2, qualification_pb2_grpc
@@ -62,12 +63,8 @@ def servicer() -> FakeQualification:
 @pytest.fixture
 def target(servicer: FakeQualification) -> Iterator[str]:
     """Serve the fake on a free local port and return its address."""
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
-    qualification_pb2_grpc.add_QualificationServiceServicer_to_server(servicer, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(grace=None).wait()
+    with serving(servicer) as address:
+        yield address
 
 
 def line(lead_id: str, stage: str, converted: bool | None = None) -> str:
