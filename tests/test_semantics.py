@@ -651,3 +651,12 @@ def test_explanation_names_rules_points_facts_and_reasons() -> None:
     assert decision.reasons == ("Looked at pricing this week",)
     assert firing.actions == ("score",)
     assert decision.as_of == AS_OF
+
+
+def test_condition_true_always_applies() -> None:
+    """`when: true` fires for every lead; `when: false` is refused as a defect."""
+    with version_of("- {id: base, when: true, then: {score: {fit: 1}}}") as v:
+        assert fired(v.decide(lead({}))) == ["base"]
+    text = ruleset_text("- {id: never, when: not true, then: {score: {fit: 1}}}")
+    with pytest.raises(RulesetError, match="can never be true"):
+        load_version(load_text(text), isolated=False)

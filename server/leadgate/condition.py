@@ -142,6 +142,10 @@ class ConditionCompiler:
             return self._member(node, negate)
         if isinstance(node, Matches):
             return self._matches(node, negate)
+        if isinstance(node, Literal) and isinstance(node.value, bool):
+            if node.value == negate:
+                raise RulesetError("this condition can never be true")
+            return Group()  # always: the rule matches every lead
         raise RulesetError("expected a condition, found a bare value")
 
     def _ref(self, name: Name) -> Ref:
