@@ -6,6 +6,7 @@ import os
 import pathlib
 import queue
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -182,3 +183,39 @@ def test_reload_watcher_picks_up_each_way_of_saving(
     finally:
         watcher.stop()
         store.close()
+
+
+def test_reload_renamed_file_keeps_its_ruleset_serving(
+    rules_dir: pathlib.Path, store: RulesStore
+) -> None:
+    """Renaming a rules file, or copying it and deleting the original, loses nothing."""
+    (rules_dir / "kit.yaml").rename(rules_dir / "renamed.yaml")
+    store.load()
+    assert store.resolve().source.path.endswith("renamed.yaml")
+    (rules_dir / "copy.yaml").write_text((rules_dir / "renamed.yaml").read_text())
+    (rules_dir / "renamed.yaml").unlink()
+    store.load()
+    assert store.resolve().source.path.endswith("copy.yaml")
+
+
+def test_reload_waits_for_the_writer_to_close_the_file(
+    rules_dir: pathlib.Path, store: RulesStore
+) -> None:
+    """A file still being written is not read; it is once its writer closes it."""
+    reports: queue.Queue[LoadReport] = queue.Queue()
+    watcher = RulesWatcher(store, debounce_ms=20, on_reload=reports.put)
+    watcher.start()
+    full = _text("2.0", "SQL")
+    cut = full.index("  - {id: big")  # a prefix that is valid YAML on its own
+    try:
+        with open(rules_dir / "kit.yaml", "w") as file:
+            file.write(full[:cut])
+            file.flush()
+            time.sleep(0.5)  # time for a watcher that reacts to writes to misfire
+            assert reports.empty()
+            file.write(full[cut:])
+        report = reports.get(timeout=10)
+    finally:
+        watcher.stop()
+    assert report.activated == ("kit@2.0",)
+    assert store.resolve().decide(lead({"employees": 500})).stage is Stage.SQL

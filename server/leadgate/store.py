@@ -73,12 +73,12 @@ class RulesStore:
         """Load what changed under the directory; the same path at start and reload."""
         with self._reloading:
             activated, retired, errors, unchanged = [], [], [], 0
-            seen: set[str] = set()
+            paths = list(rule_files(self.directory))
+            present = {str(path) for path in paths}
             self._refused = {}
-            for path in rule_files(self.directory):
-                seen.add(str(path))
+            for path in paths:
                 try:
-                    outcome = self._load_path(path)
+                    outcome = self._load_path(path, present)
                 except RulesetError as error:
                     located = error.located(path=str(path))
                     errors.append(located)
@@ -91,7 +91,7 @@ class RulesStore:
                 else:
                     activated.append(outcome[0])
                     retired += outcome[1]
-            retired += self._forget(set(self._by_path) - seen)
+            retired += self._forget(set(self._by_path) - present)
             self._errors = tuple(errors)
             return LoadReport(
                 tuple(activated),
@@ -101,7 +101,9 @@ class RulesStore:
                 frozenset(self._names()),
             )
 
-    def _load_path(self, path: pathlib.Path) -> tuple[str, list[str]] | None:
+    def _load_path(
+        self, path: pathlib.Path, present: set[str]
+    ) -> tuple[str, list[str]] | None:
         try:
             source = load_file(path)
         except RulesetError:
@@ -115,7 +117,7 @@ class RulesStore:
         if before is not None and before.source.content_hash == source.content_hash:
             return None
         try:
-            if self._refuse_clash(source, str(path)):
+            if self._refuse_clash(source, str(path), present):
                 return None
             version = self.prepare(source)
         except RulesetError as error:
@@ -133,18 +135,29 @@ class RulesStore:
         )
         return _label(source), self._retire([before] if before else [])
 
-    def _refuse_clash(self, source: RulesetSource, path: str) -> bool:
+    def _refuse_clash(
+        self, source: RulesetSource, path: str, present: set[str]
+    ) -> bool:
         """Raise if another file gives this name and version other content.
 
-        Returns True when another file already gives the very same content, so this
-        copy adds nothing.
+        Returns True when another file still present gives the very same content, so
+        this copy adds nothing. A file that is gone (renamed, say) clashes with
+        nothing: its version is retired once this load is done.
         """
         for other_path, other in self._by_path.items():
             same = (other.source.name, other.source.version_key) == (
                 source.name,
                 source.version_key,
             )
-            if not same or other_path == path:
+            if not same or other_path not in present:
+                continue
+            if other_path == path:
+                log.warning(
+                    "ruleset.changed_in_place",
+                    ruleset=source.name,
+                    version=source.version,
+                    path=path,
+                )
                 continue
             if other.source.content_hash == source.content_hash:
                 return True
