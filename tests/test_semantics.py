@@ -475,6 +475,22 @@ def test_chaining_one_derived_fact_meets_two_tests_of_a_rule() -> None:
         assert fired(v.decide(lead({"revenue": 1}))) == ["set", "mid"]
 
 
+def test_chaining_several_values_of_one_fact_are_tested_one_at_a_time() -> None:
+    """With lvl derived as 1 and 5, `lvl > 2 and lvl < 3` needs one value in between."""
+    rules = """
+- {id: one, when: exists(revenue), then: {derive: {lvl: 1, tier: gold}}}
+- {id: five, when: exists(revenue), then: {derive: {lvl: 5, tier: silver}}}
+- {id: between, when: lvl > 2 and lvl < 3, then: {score: {a: 1}}}
+- {id: high, when: lvl > 2 and lvl < 6, then: {score: {b: 1}}}
+- {id: any-gold, when: tier == gold, then: {score: {c: 1}}}
+- {id: not-only-gold, when: tier != gold, then: {score: {d: 1}}}
+- {id: no-gold, when: not tier == gold, then: {score: {e: 1}}}
+"""
+    with version_of(rules) as v:
+        decision = v.decide(lead({"revenue": 1}))
+    assert fired(decision) == ["one", "five", "high", "any-gold", "not-only-gold"]
+
+
 def test_chaining_rule_fires_once_per_lead_however_it_matches() -> None:
     """A rule whose condition holds two ways fires once and scores once."""
     with version_of(CHAIN_RULES) as v:

@@ -199,17 +199,32 @@ def _patterns(group: Group, bucket: int, stratum: int, keys: set[str]) -> list[J
     if group.score:
         score = [{"t": "score"}, {"n": stratum}, *group.score]
         patterns.append({"s": {"$and": score}})
-    for index, test in enumerate(group.derived):
-        patterns.append(_derived_pattern(index, test))
+    for index, (name, negated, tests) in enumerate(_derived_joins(group.derived)):
+        alias = f"d{index}$not" if negated else f"d{index}"
+        patterns.append({alias: {"$and": [{"t": "derived"}, {"name": name}, *tests]}})
     return patterns
 
 
-def _derived_pattern(index: int, test: DerivedTest) -> Json:
-    tests: list[Json] = [{"t": "derived"}, {"name": test.name}]
-    if test.test is not None:
-        tests.append(test.test)
-    alias = f"d{index}$not" if test.negated else f"d{index}"
-    return {alias: {"$and": tests}}
+def _derived_joins(
+    tests: list[DerivedTest],
+) -> list[tuple[str, bool, list[Json]]]:
+    """One join per derived fact for the tests that want it, one per negated test.
+
+    Positive tests on one name share a join, so that one value must pass them all:
+    with `lvl` derived as 1 and as 5, `lvl > 2 and lvl < 3` does not hold.
+    """
+    joins: list[tuple[str, bool, list[Json]]] = []
+    shared: dict[str, list[Json]] = {}
+    for test in tests:
+        checks = [test.test] if test.test is not None else []
+        if test.negated:
+            joins.append((test.name, True, checks))
+        elif test.name in shared:
+            shared[test.name].extend(checks)
+        else:
+            shared[test.name] = checks
+            joins.append((test.name, False, shared[test.name]))
+    return joins
 
 
 def _keys(tests: list[Json]) -> set[str]:

@@ -55,7 +55,10 @@ FOLD: dict[str, Callable[[Any, Any], Decimal]] = {
     "*": lambda a, b: a * b,
     "/": lambda a, b: a / b,
 }
-MATCH_TIMEOUT = 0.05  # seconds one pattern may take on one value
+# Seconds one pattern may take on one value. Matching releases the GIL, so a slow
+# pattern stalls only its own call; the limit is wall time, so it leaves room for a
+# busy machine.
+MATCH_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
