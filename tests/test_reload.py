@@ -219,3 +219,17 @@ def test_reload_waits_for_the_writer_to_close_the_file(
         watcher.stop()
     assert report.activated == ("kit@2.0",)
     assert store.resolve().decide(lead({"employees": 500})).stage is Stage.SQL
+
+
+def test_reload_mid_batch_keeps_the_batch_on_one_version(
+    rules_dir: pathlib.Path, store: RulesStore
+) -> None:
+    """Leads of one call naming one ruleset get one version, whatever reloads meanwhile."""
+    with store.holding() as resolve:
+        first = resolve("kit", "")
+        (rules_dir / "kit.yaml").write_text(_text("3.0", "SQL"))
+        store.load()
+        assert resolve("kit", "") is first
+        assert not first.released
+    assert first.released
+    assert store.resolve().source.version == "3.0"

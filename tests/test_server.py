@@ -213,7 +213,7 @@ def test_qualify_over_the_wire_hides_unexpected_errors(
     def broken(name: str = "", version: str = "") -> NoReturn:
         raise RuntimeError("resolver broke at /srv/leadgate/secret.py")
 
-    monkeypatch.setattr(running.store, "using", broken)
+    monkeypatch.setattr(running.store, "_resolve", broken)
 
     with pytest.raises(LeadgateError) as raised:
         client.qualify(LEAD)

@@ -469,7 +469,7 @@ def test_qualify_past_the_deadline_is_deadline_exceeded(
 
 
 def fail_to_resolve(name: str = "", version: str = "") -> NoReturn:
-    """Stand in for RulesStore.using with an error nobody planned for."""
+    """Stand in for the store's lookup with an error nobody planned for."""
     raise RuntimeError("resolver broke at /srv/leadgate/secret.py line 7")
 
 
@@ -477,7 +477,7 @@ def test_qualify_turns_an_unexpected_error_into_internal(
     store: RulesStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unplanned exception is INTERNAL "internal error", never with its traceback."""
-    monkeypatch.setattr(store, "using", fail_to_resolve)
+    monkeypatch.setattr(store, "_resolve", fail_to_resolve)
 
     with structlog.testing.capture_logs() as logs:
         context = refuse(store, request_for(LEAD))
@@ -495,7 +495,7 @@ def test_qualify_batch_turns_an_unexpected_error_into_internal_slots(
     store: RulesStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An unplanned exception in a batch puts INTERNAL in every failing slot."""
-    monkeypatch.setattr(store, "using", fail_to_resolve)
+    monkeypatch.setattr(store, "_resolve", fail_to_resolve)
     context = FakeContext()
 
     response = batch(store, [request_for(LEAD)] * 2, context)

@@ -25,6 +25,7 @@ from leadgate.errors import (
     RuleDefectError,
 )
 from leadgate.store import RulesStore
+from leadgate.version import LoadedVersion
 from leadgate_client.v1 import qualification_pb2 as pb
 from leadgate_client.v1 import qualification_pb2_grpc as pb_grpc
 from leadgate_client.v1 import ruleset_pb2 as rpb
@@ -34,6 +35,7 @@ log = structlog.get_logger("leadgate.service")
 MAX_BATCH = 1000
 FIELD_KEY = "leadgate-field"
 Clock = Callable[[], datetime]
+Resolve = Callable[[str, str], LoadedVersion]
 
 
 class CallFailedError(Exception):
@@ -124,7 +126,8 @@ class QualificationServicer(pb_grpc.QualificationServiceServicer):
         self, request: pb.QualifyRequest, context: grpc.ServicerContext
     ) -> pb.Decision:
         try:
-            return self._decide(request, context)
+            with self.store.holding() as resolve:
+                return self._decide(request, context, resolve)
         except Exception as error:
             failure = classify(error)
             _log_refusal(request, failure, error)
@@ -141,31 +144,40 @@ class QualificationServicer(pb_grpc.QualificationServiceServicer):
             )
             _abort(context, failure)
         response = pb.QualifyBatchResponse()
-        for item in request.requests:
-            if not context.is_active():  # the caller cancelled or went away
-                _abort(
-                    context,
-                    CallFailedError(
+        with self.store.holding() as resolve:
+            for item in request.requests:
+                if not context.is_active():  # the caller cancelled or went away
+                    cancelled = CallFailedError(
                         grpc.StatusCode.CANCELLED, "the call was cancelled"
-                    ),
-                )
-            result = response.results.add()
-            try:
-                self._decide(item, context, into=result.decision)
-            except Exception as error:  # noqa: BLE001 - one lead's error stays in its slot
-                failure = classify(error)
-                _log_refusal(item, failure, error)
-                if failure.code is grpc.StatusCode.DEADLINE_EXCEEDED:
-                    _abort(context, failure)
-                result.error.code = failure.code.value[0]
-                result.error.message = failure.message
-                result.error.field = failure.field
+                    )
+                    _abort(context, cancelled)
+                self._decide_slot(item, context, resolve, response.results.add())
         return response
+
+    def _decide_slot(
+        self,
+        item: pb.QualifyRequest,
+        context: grpc.ServicerContext,
+        resolve: Resolve,
+        result: pb.QualifyBatchResult,
+    ) -> None:
+        """Decide one lead of a batch into its slot; its error stays in that slot."""
+        try:
+            self._decide(item, context, resolve, into=result.decision)
+        except Exception as error:  # noqa: BLE001 - one lead's error stays in its slot
+            failure = classify(error)
+            _log_refusal(item, failure, error)
+            if failure.code is grpc.StatusCode.DEADLINE_EXCEEDED:
+                _abort(context, failure)
+            result.error.code = failure.code.value[0]
+            result.error.message = failure.message
+            result.error.field = failure.field
 
     def _decide(
         self,
         request: pb.QualifyRequest,
         context: grpc.ServicerContext,
+        resolve: Resolve,
         into: pb.Decision | None = None,
     ) -> pb.Decision:
         remaining = context.time_remaining()
@@ -175,8 +187,7 @@ class QualificationServicer(pb_grpc.QualificationServiceServicer):
             )
         started = time.perf_counter()
         lead = lead_from_proto(request, self.clock())
-        with self.store.using(request.ruleset, request.version) as version:
-            decision = version.decide(lead)
+        decision = resolve(request.ruleset, request.version).decide(lead)
         full = request.explain != pb.EXPLAIN_LEVEL_SUMMARY
         message = decision_to_proto(
             decision, full=full, service=__version__, engine=ENGINE_VERSION, into=into

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pathlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -202,13 +202,32 @@ class RulesStore:
     @contextmanager
     def using(self, name: str = "", version: str = "") -> Iterator[LoadedVersion]:
         """The version that answers a call, held for the call's whole length."""
-        with self._lock:
-            found = self._resolve(name or self.default_ruleset, version)
-            found.enter()
+        with self.holding() as resolve:
+            yield resolve(name, version)
+
+    @contextmanager
+    def holding(self) -> Iterator[Callable[[str, str], LoadedVersion]]:
+        """A resolver for one call: each ruleset and pin is looked up once, then held.
+
+        Every lead of a batch that names the same ruleset gets the same version, even
+        if a reload activates another one half-way through the batch.
+        """
+        held: dict[tuple[str, str], LoadedVersion] = {}
+
+        def resolve(name: str, version: str) -> LoadedVersion:
+            key = (name or self.default_ruleset, version)
+            if key not in held:
+                with self._lock:
+                    found = self._resolve(*key)
+                    found.enter()
+                held[key] = found
+            return held[key]
+
         try:
-            yield found
+            yield resolve
         finally:
-            found.leave()
+            for found in held.values():
+                found.leave()
 
     def resolve(self, name: str = "", version: str = "") -> LoadedVersion:
         """The version a call would get now: the pinned one, else the active one."""
