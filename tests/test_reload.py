@@ -224,7 +224,7 @@ def test_reload_waits_for_the_writer_to_close_the_file(
 def test_reload_mid_batch_keeps_the_batch_on_one_version(
     rules_dir: pathlib.Path, store: RulesStore
 ) -> None:
-    """Leads of one call naming one ruleset get one version, whatever reloads meanwhile."""
+    """Leads of one call naming one ruleset get one version, whatever reloads."""
     with store.holding() as resolve:
         first = resolve("kit", "")
         (rules_dir / "kit.yaml").write_text(_text("3.0", "SQL"))
