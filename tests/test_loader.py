@@ -82,6 +82,13 @@ def _error(text: str) -> RulesetError:
             "unknown key 'thn' in a rule",
             "did you mean 'then'?",
         ),
+        (
+            "- id: j\n  when: exists(revenue)\n  then: {score: {total: 5}}",
+            18,
+            "j",
+            "not a score category name",
+            "",
+        ),
     ],
 )
 def test_loader_errors_name_file_line_rule_and_fix(
@@ -201,3 +208,11 @@ tests:
 """
     text = ruleset_text("- {id: a, when: exists(revenue), then: {stage: MQL}}") + tests
     assert "before the year 1" in _error(text).message
+
+
+def test_loader_negative_cap_is_refused() -> None:
+    """A cap is the most a category can give, so a negative one is an error."""
+    rules = "- {id: a, when: exists(revenue), then: {score: {risk: -5}}}"
+    error = _error(ruleset_text(rules, extra="scores: {caps: {risk: -20}}\n"))
+    assert "at least 0" in error.message
+    assert error.line == 15

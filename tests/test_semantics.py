@@ -491,6 +491,18 @@ def test_chaining_several_values_of_one_fact_are_tested_one_at_a_time() -> None:
     assert fired(decision) == ["one", "five", "high", "any-gold", "not-only-gold"]
 
 
+def test_chaining_joins_of_many_values_stay_within_the_firing_limit() -> None:
+    """A rule joining three facts of ten values each is activated 1,000 times: fine."""
+    rules = "\n".join(
+        f"- {{id: d{i}, when: exists(revenue), then: {{derive: {{a: {i}, b: {i}, "
+        f"c: {i}}}}}}}"
+        for i in range(1, 11)
+    )
+    rules += "\n- {id: all3, when: a > 0 and b > 0 and c > 0, then: {stage: SQL}}"
+    with version_of(rules) as v:
+        assert v.decide(lead({"revenue": 1})).stage is Stage.SQL
+
+
 def test_chaining_rule_fires_once_per_lead_however_it_matches() -> None:
     """A rule whose condition holds two ways fires once and scores once."""
     with version_of(CHAIN_RULES) as v:
@@ -606,10 +618,14 @@ def test_stage_reasons_agree_with_the_stage() -> None:
 
 
 def test_stage_held_by_prior_stage_says_so() -> None:
-    """When prior_stage holds a lead, a warning names both stages."""
-    with version_of("\n".join(STAGE_RULES)) as v:
-        decision = v.decide(lead({"email": "a@acme.io"}, prior=Stage.SQL))
-    assert "stage held at SQL by prior_stage; the rules gave LEAD" in decision.warnings
+    """A held stage is named in the warnings, and lower stages' reasons are left out."""
+    acts = [activity("pricing_view", 1), activity("chat", 2)]
+    mql = "- {id: mql, when: score.total >= 60, then: {stage: MQL, reason: Engaged}}"
+    with version_of("\n".join([*STAGE_RULES[:-2], mql])) as v:
+        decision = v.decide(lead({"email": "a@acme.io"}, acts, prior=Stage.SQL))
+    assert "stage held at SQL by prior_stage; the rules gave MQL" in decision.warnings
+    assert decision.reasons == ()
+    assert fired(decision) == ["engaged", "pricing", "mql"]
 
 
 # 9. Isolation -------------------------------------------------------------------

@@ -150,3 +150,14 @@ def test_store_skips_what_is_not_a_regular_file(tmp_path: pathlib.Path) -> None:
     (tmp_path / "folder.yaml").mkdir()
     assert store.load().activated == ("kit@1.0",)
     store.close()
+
+
+def test_store_test_naming_an_unknown_rule_fails(tmp_path: pathlib.Path) -> None:
+    """A misspelt rule id in a test's expectations fails the test, not passes it."""
+    text = _ruleset("1.0").replace(
+        "expect: {stage: MQL}", "expect: {stage: MQL, not_fired: [bigg]}"
+    )
+    store = _store(tmp_path, {"kit.yaml": text})
+    (error,) = store.load().errors
+    assert "expects rule 'bigg', which the ruleset does not have" in error.message
+    store.close()

@@ -270,7 +270,7 @@ class _Evaluation:
                 CategoryScore(c, capped[c], self.uncapped[c]) for c in sorted(capped)
             ),
             total=sum(capped.values(), Decimal(0)),
-            reasons=_reasons(self.fired, computed),
+            reasons=_reasons(self.fired, stage),
             fired=tuple(self.fired),
             derived=tuple(DerivedFact(n, v, r) for (n, v), r in self.derived.items()),
             warnings=warnings,
@@ -281,19 +281,19 @@ class _Evaluation:
         )
 
 
-def _reasons(fired: list[Firing], computed: Stage) -> tuple[str, ...]:
+def _reasons(fired: list[Firing], reached: Stage) -> tuple[str, ...]:
     """What a sales rep reads: only the reasons that agree with the stage.
 
     A disqualified lead shows why it was disqualified; otherwise a rule whose only
     effect was a stage below the one reached is left out. Every fired rule is still
     listed among the fired rules.
     """
-    if computed is Stage.DISQUALIFIED:
+    if reached is Stage.DISQUALIFIED:
         return tuple(f.reason for f in fired if f.stage is Stage.DISQUALIFIED)
     return tuple(
         f.reason
         for f in fired
-        if f.reason and not (f.actions == ("stage",) and f.stage and f.stage < computed)
+        if f.reason and not (f.actions == ("stage",) and f.stage and f.stage < reached)
     )
 
 

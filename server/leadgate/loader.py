@@ -225,7 +225,12 @@ def _caps(doc: LineDict) -> dict[str, Decimal]:
     scores = child_mapping(doc, "scores")
     check_keys(scores, ("caps",), "scores")
     caps = child_mapping(scores, "caps")
-    return {category: read_points(caps, category) for category in caps}
+    read = {category: read_points(caps, category) for category in caps}
+    for category, cap in read.items():
+        if cap < 0:
+            message = f"the cap of '{category}' is the most it can give: at least 0"
+            raise error_at(caps, category, message)
+    return read
 
 
 def _rules(doc: LineDict) -> tuple[RuleSpec, ...]:
@@ -289,6 +294,12 @@ def _action(then: LineDict) -> Action:
     if stage is Stage.DISQUALIFIED:
         raise error_at(then, "stage", 'use disqualify: "reason" to disqualify')
     score = child_mapping(then, "score")
+    for category in score:
+        if not IDENTIFIER.fullmatch(category) or category == "total":
+            message = (
+                f"'{category}' is not a score category name (a-z, 0-9, _; not total)"
+            )
+            raise error_at(score, category, message)
     return Action(
         disqualify=disqualify,
         stage=stage,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 from leadgate.decision import Decision, LeadInput
 from leadgate.errors import LeadgateError
-from leadgate.ruleset import RuleTest
+from leadgate.ruleset import RuleSpec, RuleTest
 from leadgate.version import LoadedVersion
 
 
@@ -46,10 +47,13 @@ def _run(version: LoadedVersion, test: RuleTest) -> TestOutcome:
         decision = version.decide(lead)
     except LeadgateError as error:
         return TestOutcome(test, (f"the lead was refused: {error}",))
-    return TestOutcome(test, tuple(_problems(test, decision)))
+    rules = version.source.rules
+    return TestOutcome(test, tuple(_problems(test, decision, rules)))
 
 
-def _problems(test: RuleTest, decision: Decision) -> list[str]:
+def _problems(
+    test: RuleTest, decision: Decision, rules: Sequence[RuleSpec]
+) -> list[str]:
     expect = test.expect
     problems = []
     if decision.stage is not expect.stage:
@@ -60,6 +64,12 @@ def _problems(test: RuleTest, decision: Decision) -> list[str]:
         if got != points:
             problems.append(f"score.{category} {got}, expected {points}")
     fired = [f.rule_id for f in decision.fired]
+    known = {rule.id for rule in rules}
+    problems += [
+        f"expects rule '{r}', which the ruleset does not have"
+        for r in (*expect.fired, *expect.not_fired)
+        if r not in known
+    ]
     problems += [f"rule '{r}' did not fire" for r in expect.fired if r not in fired]
     problems += [f"rule '{r}' fired" for r in expect.not_fired if r in fired]
     derived: dict[str, list[object]] = {}

@@ -18,10 +18,14 @@ _serial_lock = threading.Lock()
 
 @dataclass(frozen=True)
 class Limits:
-    """How far one evaluation may go before it is stopped."""
+    """How far one evaluation may go before it is stopped.
 
-    max_firings_per_rule: int = 20
-    extra_firings: int = 100
+    The limit counts the engine's activations, not rules fired: a rule that joins
+    several facts with many derived values is activated once per combination.
+    """
+
+    max_firings_per_rule: int = 200
+    extra_firings: int = 10_000
 
     def firings(self, program: Program) -> int:
         return self.extra_firings + self.max_firings_per_rule * len(program.rules)
