@@ -66,14 +66,14 @@ def test_reload_drains_calls_in_flight_before_release(
     rules_dir: pathlib.Path, store: RulesStore
 ) -> None:
     """A call that started on the old version finishes on it, then it is released."""
-    with store.using() as old:
+    with store.holding() as resolve:
+        old = resolve("", "")
         (rules_dir / "kit.yaml").write_text(_text("2.0", "SQL"))
         store.load()
         assert not old.released
         assert old.decide(lead({"employees": 500})).stage is Stage.MQL
     assert old.released
-    with store.using() as new:
-        assert new.source.version == "2.0"
+    assert store.resolve().source.version == "2.0"
 
 
 def test_reload_removed_file_retires_its_version(
@@ -108,7 +108,8 @@ def test_reload_under_load_answers_every_call(
     def call() -> None:
         while not stop.is_set():
             try:
-                with store.using() as version:
+                with store.holding() as resolve:
+                    version = resolve("", "")
                     stage = version.decide(lead({"employees": 500})).stage
                     seen.append((version.source.version, stage))
             except BaseException as error:  # noqa: BLE001 - collected and asserted

@@ -68,10 +68,6 @@ class NotFoundError(CallerError):
     """The request names a ruleset or version that is not loaded."""
 
 
-class LimitError(CallerError):
-    """The request is over a documented limit."""
-
-
 class OperatorError(LeadgateError):
     """The service cannot answer until an operator acts (no valid ruleset, config)."""
 

@@ -19,7 +19,6 @@ from leadgate.engine import ENGINE_VERSION
 from leadgate.errors import (
     EvaluationError,
     LeadInputError,
-    LimitError,
     NoActiveRulesetError,
     NotFoundError,
     RuleDefectError,
@@ -58,8 +57,6 @@ def classify(error: Exception) -> CallFailedError:
         )
     if isinstance(error, NotFoundError):
         return CallFailedError(grpc.StatusCode.NOT_FOUND, str(error))
-    if isinstance(error, LimitError):
-        return CallFailedError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
     if isinstance(error, NoActiveRulesetError):
         return CallFailedError(grpc.StatusCode.FAILED_PRECONDITION, str(error))
     if isinstance(error, RuleDefectError):

@@ -200,12 +200,6 @@ class RulesStore:
         return [_label(version.source) for version in versions]
 
     @contextmanager
-    def using(self, name: str = "", version: str = "") -> Iterator[LoadedVersion]:
-        """The version that answers a call, held for the call's whole length."""
-        with self.holding() as resolve:
-            yield resolve(name, version)
-
-    @contextmanager
     def holding(self) -> Iterator[Callable[[str, str], LoadedVersion]]:
         """A resolver for one call: each ruleset and pin is looked up once, then held.
 
