@@ -317,16 +317,23 @@ def test_client_reports_an_unreachable_server() -> None:
 
 
 def test_decision_to_dict_keeps_proto_field_names() -> None:
-    """decision_to_dict uses snake_case names and enum names."""
+    """decision_to_dict uses snake_case and enum names, and keeps zero values."""
     decision = qualification_pb2.Decision(
         lead_id="l1", stage=qualification_pb2.STAGE_MQL, total_score=12.5
     )
+    decision.scores.add(category="fit", points=0.0, exact="0")
 
-    assert decision_to_dict(decision) == {
-        "lead_id": "l1",
-        "stage": "STAGE_MQL",
-        "total_score": 12.5,
-    }
+    data = decision_to_dict(decision)
+
+    assert (data["lead_id"], data["stage"], data["total_score"]) == (
+        "l1",
+        "STAGE_MQL",
+        12.5,
+    )
+    assert data["scores"] == [
+        {"category": "fit", "points": 0.0, "exact": "0", "uncapped": ""}
+    ]
+    assert data["computed_stage"] == "STAGE_UNSPECIFIED"
 
 
 def test_client_package_imports_nothing_from_leadgate() -> None:

@@ -79,7 +79,9 @@ def compile_ruleset(source: RulesetSource) -> Program:
     try:
         return _compile(source)
     except RulesetError as error:
-        raise error.located(path=source.path) from None
+        lines = {rule.id: rule.line for rule in source.rules}
+        line = lines.get(error.rule_id, 0)
+        raise error.located(path=source.path, line=line) from None
 
 
 def _compile(source: RulesetSource) -> Program:
@@ -88,19 +90,13 @@ def _compile(source: RulesetSource) -> Program:
     scope = Scope.of(source)
     checks = Checks()
     parsed = [_compile_rule(rule, scope, checks) for rule in source.rules]
-    try:
-        strata = stratify([deps for _, _, deps in parsed])
-    except RulesetError as error:
-        lines = {rule.id: rule.line for rule in source.rules}
-        raise error.located(line=lines.get(error.rule_id, 0)) from None
+    strata = stratify([deps for _, _, deps in parsed])
     rules, definition, buckets = _definition(source, parsed, strata)
     _check_derived_tests(parsed)
     readers: dict[str, list[str]] = {}
-    for rule in rules:
-        for ref in rule.reads:
-            if isinstance(ref, AttributeRef):
-                name = source.schema.source_of(ref.spec.name)
-                readers.setdefault(name, []).append(rule.spec.id)
+    for spec, body, _ in parsed:
+        for name in body.wants:
+            readers.setdefault(source.schema.source_of(name), []).append(spec.id)
     return Program(
         source=source,
         rules=tuple(rules),
@@ -123,6 +119,7 @@ class RuleBody:
     groups: list[Group]
     reads: tuple[Ref, ...]
     derive: Mapping[str, Value]
+    wants: tuple[str, ...]  # attributes whose value the rule reads (not exists/missing)
 
 
 def _compile_rule(rule: RuleSpec, scope: Scope, checks: Checks) -> ParsedRule:
@@ -144,7 +141,12 @@ def _compile_rule(rule: RuleSpec, scope: Scope, checks: Checks) -> ParsedRule:
         derives=frozenset(rule.then.derive),
         scores=bool(rule.then.score),
     )
-    body = RuleBody(groups, tuple(compiler.reads.values()), derive)
+    wants = tuple(
+        ref.spec.name
+        for label, ref in compiler.reads.items()
+        if isinstance(ref, AttributeRef) and label in compiler.valued
+    )
+    body = RuleBody(groups, tuple(compiler.reads.values()), derive, wants)
     return rule, body, deps
 
 

@@ -108,6 +108,7 @@ class ConditionCompiler:
     scope: Scope
     checks: Checks
     reads: dict[str, Ref] = field(default_factory=dict)
+    valued: set[str] = field(default_factory=set)  # read for a value, not presence
 
     def groups(self, node: Node) -> list[Group]:
         """The condition in disjunctive form, negations pushed to the atoms."""
@@ -136,7 +137,8 @@ class ConditionCompiler:
 
     def _atom(self, node: Node, negate: bool) -> Group:
         if isinstance(node, Presence):
-            return self._presence(self._ref(node.name), node.present != negate)
+            ref = self._ref(node.name, valued=False)
+            return self._presence(ref, node.present != negate)
         if isinstance(node, Name):
             return self._flag(self._ref(node), negate)
         if isinstance(node, Compare):
@@ -151,9 +153,11 @@ class ConditionCompiler:
             return Group()  # always: the rule matches every lead
         raise RulesetError("expected a condition, found a bare value")
 
-    def _ref(self, name: Name) -> Ref:
+    def _ref(self, name: Name, *, valued: bool = True) -> Ref:
         ref = self.scope.resolve(name)
         self.reads[ref.label] = ref
+        if valued:
+            self.valued.add(ref.label)
         return ref
 
     def _presence(self, ref: Ref, present: bool) -> Group:

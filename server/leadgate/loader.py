@@ -134,7 +134,8 @@ def _build(
 def _version(doc: LineDict) -> str:
     value = doc.get("version")
     if isinstance(value, float):
-        raise error_at(doc, "version", 'write the version in quotes, e.g. "1.10"')
+        message = f'write the version in quotes, as "{value}", so YAML keeps it as text'
+        raise error_at(doc, "version", message)
     text = str(value) if isinstance(value, int | str) else ""
     if not VERSION.fullmatch(text):
         raise error_at(

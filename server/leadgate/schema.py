@@ -204,7 +204,9 @@ def _number(value: object, field: str, spec: FactSpec) -> int | float | None:
         if not text:
             return None
         if not NUMERIC.fullmatch(text):
-            raise LeadInputError(field, "expected a number or a numeric string")
+            raise LeadInputError(
+                field, 'expected a number, or digits with an optional point ("12.5")'
+            )
         return _bounded(Decimal(text), field)
     if isinstance(value, int | float):
         if not math.isfinite(value):

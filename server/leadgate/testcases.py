@@ -36,6 +36,10 @@ def _test(item: object, doc: LineDict, path: str) -> RuleTest:
     try:
         as_of = _timestamp(item.get("as_of"))
         lead = child_mapping(item, "lead")
+        if "prior_stage" in lead:
+            raise error_at(
+                lead, "prior_stage", "prior_stage goes beside lead, not in it"
+            )
         check_keys(lead, ("attributes", "activities"), "a test lead")
         activities = tuple(
             _test_activity(a, as_of, lead) for a in lead.get("activities") or []

@@ -74,7 +74,13 @@ def parse_yaml(text: str, path: str) -> LineDict:
         mark = getattr(error, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 0
         problem = getattr(error, "problem", None) or str(error)
-        raise RulesetError(f"not valid YAML: {problem}", path=path, line=line) from None
+        hint = ""
+        if "mapping values are not allowed" in problem:
+            hint = "a colon and a space start a new key: quote the value, or write "
+            hint += "count(x, within 7d) without the colon"
+        raise RulesetError(
+            f"not valid YAML: {problem}", path=path, line=line, suggestion=hint
+        ) from None
     except RecursionError:
         raise RulesetError("YAML nested too deeply", path=path) from None
     if not isinstance(document, LineDict):

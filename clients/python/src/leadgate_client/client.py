@@ -159,7 +159,11 @@ def to_request(lead: Lead) -> qualification_pb2.QualifyRequest:
 
 def decision_to_dict(decision: qualification_pb2.Decision) -> dict[str, Any]:
     """Return a decision as JSON-ready data keyed by the proto field names."""
-    return json_format.MessageToDict(decision, preserving_proto_field_name=True)
+    return json_format.MessageToDict(
+        decision,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=True,
+    )
 
 
 def _batch_request(index: int, lead: Lead) -> qualification_pb2.QualifyRequest:
