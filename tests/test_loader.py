@@ -216,3 +216,30 @@ def test_loader_negative_cap_is_refused() -> None:
     error = _error(ruleset_text(rules, extra="scores: {caps: {risk: -20}}\n"))
     assert "at least 0" in error.message
     assert error.line == 15
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            ruleset_text("- {id: a, when: exists(revenue), then: {stage: MQL}}")
+            + "tests:\n  - name: t\n    as_of: '2026-12-01T00:00:00Z'\n"
+            "    lead: {prior_stage: SQL}\n    expect: {stage: SQL}\n",
+            "prior_stage goes beside lead",
+        ),
+        (
+            HEADER.replace('version: "1.0"', "version: 1.0") + "rules: []\n",
+            'write the version in quotes, as "1.0"',
+        ),
+    ],
+)
+def test_loader_common_slips_say_what_to_write(text: str, message: str) -> None:
+    """A misplaced prior_stage and an unquoted version say what to write instead."""
+    assert message in _error(text).message
+
+
+def test_loader_unquoted_colon_in_a_condition_gets_a_hint() -> None:
+    """`within: 7d` unquoted in block style breaks YAML; the error says how to fix it."""
+    error = _error(ruleset_text("- id: a\n  when: count(chat, within: 7d) >= 1\n"))
+    assert error.message.startswith("not valid YAML")
+    assert "within 7d" in error.suggestion
