@@ -239,7 +239,7 @@ def test_loader_common_slips_say_what_to_write(text: str, message: str) -> None:
 
 
 def test_loader_unquoted_colon_in_a_condition_gets_a_hint() -> None:
-    """`within: 7d` unquoted in block style breaks YAML; the error says how to fix it."""
+    """`within: 7d` unquoted in block style breaks YAML; the error says the fix."""
     error = _error(ruleset_text("- id: a\n  when: count(chat, within: 7d) >= 1\n"))
     assert error.message.startswith("not valid YAML")
     assert "within 7d" in error.suggestion
