@@ -70,6 +70,11 @@ def create_server(config: Config, store: RulesStore) -> Running:
         # Without this a second server on a busy port starts and steals connections.
         ("grpc.so_reuseport", 0),
     ]
+    # TODO: health checks share these request threads with decisions, so under several
+    # large batches a probe can wait seconds; a separate health port would fix that.
+    # TODO: a Struct nested past protobuf's depth limit fails in gRPC's own
+    # deserialiser as INTERNAL before a servicer sees it; a custom deserialiser
+    # could turn that into INVALID_ARGUMENT.
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.workers), options=options
     )

@@ -189,6 +189,8 @@ class QualificationServicer(pb_grpc.QualificationServiceServicer):
         message = decision_to_proto(
             decision, full=full, service=__version__, engine=ENGINE_VERSION, into=into
         )
+        # TODO: lead_id is logged as sent; a caller that puts an e-mail address there
+        # puts personal data in the log. Hashing it would cost operators the lookup.
         log.info(
             "decision",
             lead_id=decision.lead_id[:64],

@@ -25,6 +25,8 @@ from leadgate.store import LoadReport, RulesStore
 log = structlog.get_logger("leadgate.watch")
 # What a finished change looks like: a writer closed the file, a file was renamed into
 # place, or one went away. Polling sees no closes, so there a modification counts too.
+# TODO: with polling, a writer pausing mid-file for longer than the debounce can get a
+# half-written (but valid and tested) file loaded; only inotify's close events avoid it.
 FINISHED = frozenset({"closed", "moved", "deleted"})
 POLLED = FINISHED | {"created", "modified"}
 
