@@ -36,11 +36,10 @@ ADVANCE_PRIORITY = 1000
 
 @dataclass(frozen=True)
 class CompiledRule:
-    """A rule ready to run: its engine name, stratum, action and what it reads."""
+    """A rule ready to run: its engine name, action and what it reads."""
 
     spec: RuleSpec
     engine_name: str
-    stratum: int
     reads: tuple[Ref, ...]
     derive: Mapping[str, Value]
 
@@ -167,7 +166,7 @@ def _definition(
         patterns = [_patterns(g, bucket, stratum, buckets[bucket]) for g in body.groups]
         name = f"r{index}"
         definition[name] = _rule_definition(patterns)
-        rules.append(CompiledRule(spec, name, stratum, body.reads, body.derive))
+        rules.append(CompiledRule(spec, name, body.reads, body.derive))
     for bucket_keys in buckets:
         if len(bucket_keys) > MAX_FACT_PROPERTIES:
             raise RulesetError("rules read too many facts; split the ruleset")

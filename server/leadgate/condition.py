@@ -210,7 +210,7 @@ class ConditionCompiler:
                 return self._ref(node)
             except RulesetError:
                 if _may_be_constant(other, self.scope):
-                    return Literal(node.pos, node.name, bare=True)
+                    return Literal(node.pos, node.name)
                 raise
         if isinstance(node, Count):
             ref = self.scope.count(node)

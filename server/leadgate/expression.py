@@ -44,7 +44,6 @@ class Node:
 @dataclass(frozen=True)
 class Literal(Node):
     value: Decimal | str | bool
-    bare: bool = False  # a bare word, read as a constant only if it names no fact
 
 
 @dataclass(frozen=True)
@@ -338,7 +337,7 @@ class _Parser:
 
 
 def _bare(name: Name) -> Literal:
-    return Literal(name.pos, name.name, bare=True)
+    return Literal(name.pos, name.name)
 
 
 def _unquote(text: str) -> str:
